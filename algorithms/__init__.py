@@ -1,0 +1,1 @@
+"""MAML, FO-MAML and HF-MAML over task families; the exact objective."""

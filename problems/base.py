@@ -1,0 +1,214 @@
+"""The task-family interface and certified constants (THEORY.md §1–§2).
+
+A family holds finitely many tasks ``i = 0..M-1`` with probabilities ``p``.
+Every method is vectorised over leading axes: ``w`` has shape ``(..., d)`` and
+task indices ``i`` have a shape broadcastable with ``w.shape[:-1]``.
+
+Stochastic oracles are split in two so that one sampled batch can be reused at
+several points (HF-MAML evaluates the same ``D_h`` at ``w ± δv``, THEORY.md §6):
+``draw_batch(i, n, rng)`` samples a batch of ``n`` i.i.d. data points per task
+index (its sufficient statistic), and ``batch_grad`` / ``batch_hess`` /
+``batch_hvp`` evaluate the batch mean of the per-sample derivatives.  ``rng``
+is anything with numpy's ``standard_normal(size)`` and ``random(size)``: a
+``numpy.random.Generator``, or the runner's per-seed streams (whose leading
+axis is the seed axis).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = ["Constant", "Constants", "TaskFamily", "check_positive", "check_probabilities"]
+
+
+@dataclass(frozen=True)
+class Constant:
+    """One assumption constant: its value, whether it is exact (the supremum
+    itself) or a proven upper bound, and where the value comes from."""
+
+    value: float
+    exact: bool
+    source: str
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+
+@dataclass(frozen=True)
+class Constants:
+    """The constants of assumptions A2–A5 (THEORY.md §2) for one family.
+
+    ``L_i`` and ``rho_i`` are per task (A2, A3); ``L = max L_i`` and
+    ``rho = max rho_i``.  ``sigma`` is the task dissimilarity (A4),
+    ``sigma_tilde`` and ``sigma_H`` the one-sample gradient and Hessian noise
+    (A5).
+    """
+
+    L: Constant
+    rho: Constant
+    sigma: Constant
+    sigma_tilde: Constant
+    sigma_H: Constant
+    L_i: np.ndarray = field(repr=False)
+    rho_i: np.ndarray = field(repr=False)
+
+    NAMES = ("L", "rho", "sigma", "sigma_tilde", "sigma_H")
+
+    def values(self) -> dict[str, float]:
+        """Plain floats by name, for the bound functions of ``theory``."""
+        return {n: float(getattr(self, n).value) for n in self.NAMES}
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per constant: name, value, exact or upper bound, source."""
+        return [
+            {"constant": n, "value": float(getattr(self, n).value),
+             "kind": "exact" if getattr(self, n).exact else "upper bound",
+             "source": getattr(self, n).source}
+            for n in self.NAMES
+        ]
+
+    def replace(self, **values: float) -> "Constants":
+        """A copy with some values overridden (marked as upper bounds), e.g. to
+        feed a deliberately understated ``L`` to a negative control."""
+        kw = {n: getattr(self, n) for n in self.NAMES}
+        for n, v in values.items():
+            if n not in self.NAMES:
+                raise ValueError(f"unknown constant {n!r}; expected one of {self.NAMES}")
+            kw[n] = Constant(float(v), False, f"overridden by caller (was {float(kw[n].value):.6g})")
+        L_i = np.minimum(self.L_i, kw["L"].value)
+        rho_i = np.minimum(self.rho_i, kw["rho"].value)
+        return Constants(L_i=L_i, rho_i=rho_i, **kw)
+
+
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
+    """Validate a scalar hyperparameter; the error names the parameter."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be finite and {bound}, got {value!r}")
+    return v
+
+
+def check_count(name: str, value: int, *, minimum: int = 1) -> int:
+    """Validate an integer size (dimension, number of tasks, batch size)."""
+    if isinstance(value, bool) or int(value) != value or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_probabilities(p: Any, M: int) -> np.ndarray:
+    """Task probabilities: shape ``(M,)``, nonnegative, summing to 1."""
+    if p is None:
+        return np.full(M, 1.0 / M)
+    p = np.asarray(p, dtype=float)
+    if p.shape != (M,):
+        raise ValueError(f"p must have shape ({M},) (one probability per task), got {p.shape}")
+    if not np.all(np.isfinite(p)) or np.any(p < 0):
+        raise ValueError("p must be finite and nonnegative")
+    if abs(p.sum() - 1.0) > 1e-9:
+        raise ValueError(f"p must sum to 1, sums to {p.sum():.12g}")
+    return p / p.sum()
+
+
+class TaskFamily:
+    """Base class of the task families; see the module docstring.
+
+    Subclasses set ``name``, ``d``, ``M``, ``p`` and implement ``loss``,
+    ``grad``, ``hess``, ``draw_batch``, ``batch_grad``, ``batch_hess`` and
+    ``constants``.  ``hvp`` and ``batch_hvp`` default to contracting the
+    Hessian; families override them when a cheaper product exists.
+    """
+
+    name: str = "family"
+    d: int
+    M: int
+    p: np.ndarray
+    citation: str = ""
+
+    # --- shape handling -------------------------------------------------
+    def _w(self, w: Any) -> np.ndarray:
+        w = np.asarray(w, dtype=float)
+        if w.ndim == 0 or w.shape[-1] != self.d:
+            raise ValueError(f"w must have shape (..., {self.d}), got {w.shape}")
+        return w
+
+    def _i(self, i: Any) -> np.ndarray:
+        i = np.asarray(i)
+        if not np.issubdtype(i.dtype, np.integer):
+            raise ValueError(f"task indices must be integers, got dtype {i.dtype}")
+        if i.size and (i.min() < 0 or i.max() >= self.M):
+            raise ValueError(f"task indices must lie in [0, {self.M}), got range [{i.min()}, {i.max()}]")
+        return i
+
+    # --- exact oracles ----------------------------------------------------
+    def loss(self, w, i) -> np.ndarray:
+        raise NotImplementedError
+
+    def grad(self, w, i) -> np.ndarray:
+        raise NotImplementedError
+
+    def hess(self, w, i) -> np.ndarray:
+        raise NotImplementedError
+
+    def hvp(self, w, i, v) -> np.ndarray:
+        """Hessian-vector product ``∇²f_i(w) v``."""
+        return np.einsum("...jk,...k->...j", self.hess(w, i), np.asarray(v, dtype=float))
+
+    # --- stochastic oracles ----------------------------------------------
+    def draw_batch(self, i, n: int, rng) -> Mapping[str, np.ndarray]:
+        raise NotImplementedError
+
+    def batch_grad(self, w, i, batch) -> np.ndarray:
+        raise NotImplementedError
+
+    def batch_hess(self, w, i, batch) -> np.ndarray:
+        raise NotImplementedError
+
+    def batch_hvp(self, w, i, v, batch) -> np.ndarray:
+        """``∇̃²f_i(w, D) v`` for a drawn batch ``D``."""
+        return np.einsum("...jk,...k->...j", self.batch_hess(w, i, batch), np.asarray(v, dtype=float))
+
+    def sample_grad(self, w, i, n: int, rng) -> np.ndarray:
+        """``∇̃f_i(w, D)``: mean gradient over a fresh batch of ``n`` samples."""
+        return self.batch_grad(w, i, self.draw_batch(i, n, rng))
+
+    def sample_hess(self, w, i, n: int, rng) -> np.ndarray:
+        """``∇̃²f_i(w, D)``: mean Hessian over a fresh batch of ``n`` samples."""
+        return self.batch_hess(w, i, self.draw_batch(i, n, rng))
+
+    def sample_hvp(self, w, i, v, n: int, rng) -> np.ndarray:
+        """``∇̃²f_i(w, D) v`` over a fresh batch of ``n`` samples."""
+        return self.batch_hvp(w, i, v, self.draw_batch(i, n, rng))
+
+    # --- certified quantities ---------------------------------------------
+    def constants(self) -> Constants:
+        raise NotImplementedError
+
+    def inf_f_lower(self) -> float:
+        """A certified lower bound on ``Σ_i p_i inf_w f_i(w)``, hence on
+        ``inf_w F(w)`` (since ``F(w) = Σ p_i f_i(·) ≥ Σ p_i inf f_i``); used for
+        an upper bound on ``Δ`` (A1)."""
+        raise NotImplementedError
+
+    def draw_tasks(self, shape, rng) -> np.ndarray:
+        """Task indices drawn i.i.d. from ``p`` (inverse CDF of uniforms)."""
+        u = rng.random(shape)
+        return np.minimum(np.searchsorted(self._cdf, u, side="right"), self.M - 1)
+
+    @property
+    def _cdf(self) -> np.ndarray:
+        cdf = getattr(self, "_cdf_cache", None)
+        if cdf is None:
+            cdf = np.cumsum(self.p)
+            cdf[-1] = 1.0
+            object.__setattr__(self, "_cdf_cache", cdf)
+        return cdf
+
+    def describe(self) -> dict[str, Any]:
+        """The family's parameters, for tables and reports."""
+        return {"family": self.name, "d": self.d, "M": self.M}

@@ -1,0 +1,1 @@
+"""The bounds and theorem conditions of Fallah, Mokhtari & Ozdaglar as code."""
