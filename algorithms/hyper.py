@@ -1,0 +1,104 @@
+"""Hyperparameters of one run, validated once (THEORY.md §1, §3–§6).
+
+``Hyper`` is the single record of everything an outer step needs.  Invalid
+values raise ``ValueError`` naming the parameter; values that are valid but
+break a theorem's conditions are *allowed* (they are experiments too) and are
+reported by ``theory.conditions``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from problems.base import check_count, check_positive
+from theory import literature as lit
+
+__all__ = ["Hyper", "ALGORITHMS", "STEP_RULES", "default_B_prime", "default_D_beta"]
+
+ALGORITHMS = ("maml", "fomaml", "hfmaml", "exact")
+STEP_RULES = ("adaptive", "constant")
+
+
+def default_B_prime(rho: float, alpha: float, sigma: float, L: float) -> int:
+    """``B′ = ⌈½(ρασ/L)²⌉`` tasks for the ``L̃`` estimate (THEORY.md §3), at least 1."""
+    return max(1, math.ceil(lit.B_PRIME_FACTOR * (rho * alpha * sigma / L) ** 2))
+
+
+def default_D_beta(rho: float, alpha: float, sigma_tilde: float, L: float) -> int:
+    """``D_β = ⌈(2ρασ̃/L)²⌉`` samples per task for the ``L̃`` estimate (THEORY.md §3), at least 1."""
+    return max(1, math.ceil(lit.D_BETA_FACTOR * (rho * alpha * sigma_tilde / L) ** 2))
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """One run's hyperparameters.
+
+    Args:
+        algorithm: ``maml`` (update (3)), ``fomaml`` (§5), ``hfmaml`` (§6), or
+            ``exact`` (steps along the exact ``∇F``: infinite batches).
+        alpha: inner step size ``α ≥ 0``.
+        B: tasks per outer step (drawn i.i.d. from ``p``).
+        D_in, D_o, D_h: samples in the inner, outer and Hessian batches.
+        step: ``adaptive`` (``β_k = 1/(c·L̃(w_k))``, ``c`` per algorithm from
+            ``theory.literature.STEP_C``) or ``constant`` (``β_k = beta``).
+        beta: the constant step (``step="constant"`` only).
+        B_prime, D_beta: tasks and samples of the independent ``L̃`` estimate;
+            ``None`` means the theorem's minimum for the family (§3).
+        step_c: override of ``c`` in the adaptive rule (``None``: the theorem's).
+        delta_cap: HF-MAML's ``δ`` when ``ρα‖v‖ = 0`` (the central difference
+            is then exact) and its upper limit otherwise.
+    """
+
+    algorithm: str = "maml"
+    alpha: float = 0.01
+    B: int = 20
+    D_in: int = 1
+    D_o: int = 1
+    D_h: int = 1
+    step: str = "adaptive"
+    beta: float | None = None
+    B_prime: int | None = None
+    D_beta: int | None = None
+    step_c: float | None = None
+    delta_cap: float = 1.0
+
+    def __post_init__(self):
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
+        if self.step not in STEP_RULES:
+            raise ValueError(f"step must be one of {STEP_RULES}, got {self.step!r}")
+        object.__setattr__(self, "alpha", check_positive("alpha", self.alpha, allow_zero=True))
+        for name in ("B", "D_in", "D_o", "D_h"):
+            object.__setattr__(self, name, check_count(name, getattr(self, name)))
+        for name in ("B_prime", "D_beta"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, check_count(name, getattr(self, name)))
+        if self.step == "constant":
+            if self.beta is None:
+                raise ValueError("beta is required with step='constant'")
+            object.__setattr__(self, "beta", check_positive("beta", self.beta))
+        elif self.beta is not None:
+            raise ValueError("beta is only used with step='constant'; use step_c to scale the adaptive rule")
+        if self.step_c is not None:
+            object.__setattr__(self, "step_c", check_positive("step_c", self.step_c))
+        object.__setattr__(self, "delta_cap", check_positive("delta_cap", self.delta_cap))
+
+    @property
+    def c(self) -> float:
+        """The adaptive rule's ``c`` in ``β_k = 1/(c·L̃(w_k))``; exact mode uses MAML's."""
+        if self.step_c is not None:
+            return self.step_c
+        return lit.STEP_C.get(self.algorithm, lit.STEP_C["maml"])
+
+    def resolved(self, constants) -> "Hyper":
+        """A copy with ``B_prime`` and ``D_beta`` set to the theorem's minimum
+        for ``constants`` where they were left ``None``."""
+        v = constants.values() if hasattr(constants, "values") else constants
+        return replace(
+            self,
+            B_prime=self.B_prime or default_B_prime(v["rho"], self.alpha, v["sigma"], v["L"]),
+            D_beta=self.D_beta or default_D_beta(v["rho"], self.alpha, v["sigma_tilde"], v["L"]),
+        )
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
