@@ -216,7 +216,7 @@ class CosineQuadratic(TaskFamily):
         """
         a = (self.A if self.diagonal else np.full(self.d, self.eig[0]))[None, :, None]
         r = 2.0 * np.sqrt(self.gamma / a) + 1e-12
-        t = np.linspace(-1.0, 1.0, 2001)
+        t = np.linspace(-1.0, 1.0, 4001)
         x = self.c[:, :, None] + r * t                   # (M, d, grid)
         h = 0.5 * a * (x - self.c[:, :, None]) ** 2 + self.gamma * np.cos(self.omega * x)
         delta = r * (t[1] - t[0])
