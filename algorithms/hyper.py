@@ -19,14 +19,23 @@ ALGORITHMS = ("maml", "fomaml", "hfmaml", "exact")
 STEP_RULES = ("adaptive", "constant")
 
 
+def _at_least_one(factor: float, num: float, L: float) -> int:
+    """``max(1, ⌈factor·(num/L)²⌉)``; 1 when ``num = 0`` (nothing to estimate)."""
+    if num == 0:
+        return 1
+    if L <= 0:
+        raise ValueError("L must be > 0 to size the L̃ estimate when ρα·σ > 0")
+    return max(1, math.ceil(factor * (num / L) ** 2))
+
+
 def default_B_prime(rho: float, alpha: float, sigma: float, L: float) -> int:
     """``B′ = ⌈½(ρασ/L)²⌉`` tasks for the ``L̃`` estimate (THEORY.md §3), at least 1."""
-    return max(1, math.ceil(lit.B_PRIME_FACTOR * (rho * alpha * sigma / L) ** 2))
+    return _at_least_one(lit.B_PRIME_FACTOR, rho * alpha * sigma, L)
 
 
 def default_D_beta(rho: float, alpha: float, sigma_tilde: float, L: float) -> int:
     """``D_β = ⌈(2ρασ̃/L)²⌉`` samples per task for the ``L̃`` estimate (THEORY.md §3), at least 1."""
-    return max(1, math.ceil(lit.D_BETA_FACTOR * (rho * alpha * sigma_tilde / L) ** 2))
+    return _at_least_one(lit.D_BETA_FACTOR, rho * alpha * sigma_tilde, L)
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,9 @@ class CosineQuadratic(TaskFamily):
 
     # --- linear algebra with the shared A ---------------------------------
     def _Av(self, v: np.ndarray) -> np.ndarray:
-        return self.A * v if self.diagonal else v @ self.A  # A symmetric
+        # einsum, not BLAS: each row's result is then independent of how many rows
+        # are stacked, so batching seeds is bit-for-bit equal to running them alone
+        return self.A * v if self.diagonal else np.einsum("...k,jk->...j", v, self.A)
 
     @property
     def _A_mat(self) -> np.ndarray:
@@ -175,7 +177,7 @@ class CosineQuadratic(TaskFamily):
         w, u0 = self._inner_base(w, alpha)
         C, S, Ab_bar, quad = self._meta(float(alpha))
         cu, su = np.cos(self.omega * u0), np.sin(self.omega * u0)
-        return (0.5 * np.sum(u0 * self._Av(u0), -1) + u0 @ Ab_bar + quad
+        return (0.5 * np.sum(u0 * self._Av(u0), -1) + np.sum(u0 * Ab_bar, -1) + quad
                 + self.gamma * np.sum(cu * C - su * S, -1))
 
     def meta_grad(self, w, alpha: float):

@@ -1,0 +1,190 @@
+"""Advance many seeds of one configuration at once and record what the theory talks about.
+
+Per iteration and seed the runner evaluates the exact ``‖∇F(w_k)‖`` (5) and
+records the first ``k`` at which it drops to each ``ε`` of a grid, and the
+first ``k`` at which the *seed average* does (the theorem's guarantee (14) is
+about ``E‖∇F(w_k)‖``).  ``F(w_k)`` and ``β_k`` go into a trace at a stride.
+A seed whose iterate turns non-finite or leaves the ball ``‖w‖ ≤
+divergence_bound`` is marked diverged at that iteration and frozen; the
+others go on.  Ctrl-C ends the loop early and returns what was computed,
+flagged ``interrupted``.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from problems.base import TaskFamily, check_count, check_positive
+
+from .hyper import Hyper
+from .objective import F, grad_F
+from .steps import outer_step
+from .streams import SeedStreams
+
+__all__ = ["run", "RunResult"]
+
+
+@dataclass
+class RunResult:
+    """Outcome of ``run``: tidy tables and the raw per-iteration mean curve.
+
+    ``table``: one row per seed × ε (first ``k`` with ``‖∇F(w_k)‖ ≤ ε``, or NA).
+    ``mean_table``: one row per ε (first ``k`` with the seed-average ``≤ ε``).
+    ``trace``: one row per seed × recorded iteration (``k``, ``grad_norm``,
+    ``F``, ``beta``), or ``None`` without a stride.
+    ``mean_grad_norm[k]``: seed-average ``‖∇F(w_k)‖`` over seeds not diverged.
+    """
+
+    table: pd.DataFrame
+    mean_table: pd.DataFrame
+    trace: pd.DataFrame | None
+    mean_grad_norm: np.ndarray
+    w: np.ndarray
+    iterations: int
+    interrupted: bool
+    hyper: Hyper
+    config: dict = field(default_factory=dict)
+
+
+class _Progress:
+    """A one-line progress report on stderr for runs longer than a few seconds."""
+
+    def __init__(self, enabled: bool, budget: int):
+        self.enabled, self.budget = enabled, budget
+        self.t0 = self.last = time.monotonic()
+
+    def update(self, k: int, reached: int, R: int, mean_gn: float) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.t0 < 2.0 or now - self.last < 0.5:
+            return
+        self.last = now
+        rate = k / (now - self.t0)
+        left = (self.budget - k) / rate if rate > 0 else float("inf")
+        sys.stderr.write(f"\r  k={k}/{self.budget}  seeds at smallest ε: {reached}/{R}  "
+                         f"mean ‖∇F‖={mean_gn:.3e}  ≤{left:.0f}s left ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.last != self.t0:
+            sys.stderr.write("\n")
+
+
+def _first_hits(first: np.ndarray, values: np.ndarray, eps: np.ndarray, k: int) -> np.ndarray:
+    """Set ``first[..., e] = k`` where ``values ≤ eps[e]`` for the first time."""
+    return np.where((first < 0) & (values[..., None] <= eps), k, first)
+
+
+def run(family: TaskFamily, hyper: Hyper, eps: Sequence[float], *, seeds: int | Sequence[int] = 8,
+        budget: int = 10_000, w0=None, root: int = 0, trace_stride: int = 0,
+        divergence_bound: float = 1e8, stop_at_eps: bool = True, progress: bool = False) -> RunResult:
+    """Run ``hyper.algorithm`` on ``family`` for every seed at once.
+
+    Args:
+        eps: the grid of target gradient norms.
+        seeds: a count ``R`` (seeds ``0..R-1``) or explicit seed ids; seed ``r``
+            follows the same trajectory whatever else runs.
+        budget: maximum number of outer steps.
+        w0: initial point ``(d,)`` shared by all seeds, or ``(R, d)``; zeros by default.
+        root: root entropy of the per-seed streams.
+        trace_stride: record ``F``, ``‖∇F‖``, ``β`` every this many steps (0: none).
+        divergence_bound: a seed with ``‖w‖`` above this (or non-finite) is diverged.
+        stop_at_eps: stop once every live seed and the seed average reached ``min(eps)``.
+        progress: report progress on stderr.
+    """
+    eps = np.sort(np.atleast_1d(np.asarray(eps, dtype=float)))[::-1]
+    if eps.size == 0 or not np.all(np.isfinite(eps)) or np.any(eps <= 0):
+        raise ValueError(f"eps must be a nonempty list of positive numbers, got {eps.tolist()}")
+    budget = check_count("budget", budget, minimum=0)
+    trace_stride = check_count("trace_stride", trace_stride, minimum=0)
+    check_positive("divergence_bound", divergence_bound)
+    consts = family.constants()
+    L, rho = consts.L.value, consts.rho.value
+    hyper = hyper.resolved(consts)
+    streams = SeedStreams(seeds, root)
+    R = streams.R
+    w = np.zeros((R, family.d)) if w0 is None else np.array(np.broadcast_to(family._w(w0), (R, family.d)))
+    alive = np.ones(R, dtype=bool)
+    diverged_at = np.full(R, -1)
+    first = np.full((R, eps.size), -1)
+    mean_first = np.full(eps.size, -1)
+    mean_curve: list[float] = []
+    trace_rows: list[tuple] = []
+    bar = _Progress(progress, budget)
+    interrupted = False
+    k = 0
+    gn = np.linalg.norm(grad_F(family, w, hyper.alpha), axis=-1)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            while True:
+                mean_gn = float(gn[alive].mean()) if alive.any() else float("nan")
+                mean_curve.append(mean_gn)
+                first = _first_hits(first, np.where(alive, gn, np.inf), eps, k)
+                mean_first = _first_hits(mean_first, np.asarray(mean_gn), eps, k)
+                done = k >= budget or not alive.any() or (
+                    stop_at_eps and mean_first[-1] >= 0 and np.all(first[alive, -1] >= 0))
+                if done:
+                    if trace_stride:
+                        trace_rows.append((k, w.copy(), gn, np.full(R, np.nan)))
+                    break
+                out = outer_step(family, w, hyper, L, rho, streams)
+                if trace_stride and k % trace_stride == 0:
+                    trace_rows.append((k, w.copy(), gn, out.beta))
+                w_new = w - out.beta[:, None] * out.g
+                bad = alive & ~(np.linalg.norm(w_new, axis=-1) <= divergence_bound)
+                diverged_at[bad] = k + 1
+                alive &= ~bad
+                w = np.where(alive[:, None], w_new, w)
+                k += 1
+                gn = np.linalg.norm(grad_F(family, w, hyper.alpha), axis=-1)
+                bar.update(k, int(np.sum(first[alive, -1] >= 0)), R, mean_gn)
+    except KeyboardInterrupt:
+        interrupted = True
+    bar.close()
+    config = {**family.describe(), **{k_: v for k_, v in hyper.as_dict().items()}}
+    return RunResult(
+        table=_seed_table(streams.seeds, eps, first, diverged_at, gn, config),
+        mean_table=_mean_table(eps, mean_first, alive, config),
+        trace=_trace_table(family, hyper.alpha, streams.seeds, trace_rows, diverged_at) if trace_stride else None,
+        mean_grad_norm=np.asarray(mean_curve), w=w, iterations=k, interrupted=interrupted,
+        hyper=hyper, config=config)
+
+
+def _seed_table(seeds, eps, first, diverged_at, gn, config) -> pd.DataFrame:
+    R, E = first.shape
+    df = pd.DataFrame({
+        "seed": np.repeat(seeds, E), "eps": np.tile(eps, R),
+        "first_k": pd.array(np.where(first >= 0, first, -1).ravel(), dtype="Int64"),
+        "diverged": np.repeat(diverged_at >= 0, E),
+        "diverged_at": pd.array(np.repeat(diverged_at, E), dtype="Int64"),
+        "final_grad_norm": np.repeat(gn, E),
+    })
+    df.loc[df.first_k < 0, "first_k"] = pd.NA
+    df.loc[df.diverged_at < 0, "diverged_at"] = pd.NA
+    return df.assign(**{k: v for k, v in config.items() if np.isscalar(v) or v is None})
+
+
+def _mean_table(eps, mean_first, alive, config) -> pd.DataFrame:
+    df = pd.DataFrame({"eps": eps, "mean_first_k": pd.array(mean_first, dtype="Int64"),
+                       "seeds_alive": int(alive.sum()), "seeds_diverged": int((~alive).sum())})
+    df.loc[df.mean_first_k < 0, "mean_first_k"] = pd.NA
+    return df.assign(**{k: v for k, v in config.items() if np.isscalar(v) or v is None})
+
+
+def _trace_table(family, alpha, seeds, rows, diverged_at) -> pd.DataFrame:
+    """One row per seed × recorded iteration; ``F`` is evaluated here, off the hot loop."""
+    ks = np.array([r[0] for r in rows])
+    W = np.stack([r[1] for r in rows])                  # (K, R, d)
+    R = W.shape[1]
+    div = (diverged_at[None, :] >= 0) & (diverged_at[None, :] <= ks[:, None])
+    return pd.DataFrame({
+        "k": np.repeat(ks, R), "seed": np.tile(seeds, len(rows)),
+        "grad_norm": np.concatenate([r[2] for r in rows]),
+        "F": F(family, W, alpha).ravel(),
+        "beta": np.concatenate([r[3] for r in rows]),
+        "diverged": div.ravel(),
+    })
