@@ -1,0 +1,179 @@
+"""The conditions of each convergence theorem, checked for one run.
+
+``check_conditions(constants, hyper)`` lists every condition of the theorem
+of ``hyper.algorithm`` (MAML THEORY.md §4, FO-MAML §5, HF-MAML §6, exact
+gradients: §4 with infinite batches) with what it requires, what the run
+gives and whether it holds.  A run outside its theorem is still a valid
+experiment (``Hyper`` allows it); this module says which guarantee is void.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Mapping, Sequence
+
+import pandas as pd
+
+from problems.base import Constants, check_positive
+from theory import bounds
+from theory import literature as lit
+
+__all__ = ["Condition", "THEOREMS", "check_conditions", "conditions_table", "format_conditions", "broken"]
+
+THEOREMS = {
+    "maml": "MAML theorem (THEORY.md §4)",
+    "fomaml": "FO-MAML theorem (THEORY.md §5)",
+    "hfmaml": "HF-MAML theorem (THEORY.md §6)",
+    "exact": "MAML theorem with exact gradients (THEORY.md §4, infinite batches)",
+}
+_SECTION = {"maml": "§4", "fomaml": "§5", "hfmaml": "§6", "exact": "§4"}
+_REL = 1e-12   # slack on α thresholds, so that α = 1/(6L) typed by hand counts as on the boundary
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One condition of a theorem: its name, what it says, the required and
+    given values, whether it holds, and the theorem it belongs to."""
+
+    name: str
+    statement: str
+    required: str | float
+    given: str | float
+    holds: bool
+    theorem: str
+
+
+def _values(constants) -> dict[str, float]:
+    """Plain floats from a ``Constants`` record or a mapping, validated."""
+    v = dict(constants) if isinstance(constants, Mapping) else constants.values()
+    missing = set(Constants.NAMES) - set(v)
+    if missing:
+        raise ValueError(f"constants lack {sorted(missing)}")
+    return {n: check_positive(n, v[n], allow_zero=n != "L") for n in Constants.NAMES}
+
+
+def _alpha_conditions(alg: str, alpha: float, L: float, theorem: str) -> list[Condition]:
+    """The theorem's range of ``α`` and the smoothness lemma's ``α ≤ 1/L``."""
+    c = lit.ALPHA_MAX_LD.get(alg, lit.ALPHA_MAX_LD["maml"])
+    alpha_max = c / L
+    open_at_zero = alg in ("maml", "fomaml")
+    within = alpha <= alpha_max * (1 + _REL) and (alpha > 0 or not open_at_zero)
+    limit = f"1/({1 / c:g}L)"
+    statement = f"inner step α ∈ (0, {limit}]" if open_at_zero else f"inner step α ≤ {limit}"
+    return [
+        Condition("alpha_range", f"{statement} (THEORY.md {_SECTION[alg]})",
+                  f"{'(0' if open_at_zero else '[0'}, {alpha_max:.6g}]", alpha, within, theorem),
+        Condition("alpha_smoothness",
+                  "α ≤ 1/L, for the smoothness lemma of F and L(w) (THEORY.md §3); "
+                  "implied by the range of α",
+                  f"≤ {1 / L:.6g}", alpha, alpha <= (1 / L) * (1 + _REL), theorem),
+    ]
+
+
+def _step_condition(alg: str, hyper, theorem: str) -> Condition:
+    c = lit.STEP_C.get(alg, lit.STEP_C["maml"])
+    given = f"constant β = {hyper.beta:g}" if hyper.step == "constant" else f"adaptive, c = {hyper.c:g}"
+    rule = (f"β_k = 1/({c:g}·L(w_k)), L(w_k) exact or estimated" if alg == "exact"
+            else f"β_k = 1/({c:g}·L̃(w_k)), L̃ the estimate of the step-size lemma")
+    return Condition("step_rule", f"{rule} (THEORY.md §3); a constant β or another c is outside",
+                     f"adaptive, c = {c:g}", given, hyper.step == "adaptive" and hyper.c == c, theorem)
+
+
+def _estimate_conditions(v: dict, hyper, theorem: str) -> list[Condition]:
+    """``B′`` and ``D_β`` of the step-size lemma (``None`` in ``Hyper``: the minimum)."""
+    out = []
+    for name, need, given, statement in (
+        ("B_prime_min", bounds.B_prime_min(v["rho"], hyper.alpha, v["sigma"], v["L"]), hyper.B_prime,
+         f"tasks of the L̃ estimate B′ ≥ ⌈{lit.B_PRIME_FACTOR:g}(ρασ/L)²⌉ (THEORY.md §3)"),
+        ("D_beta_min", bounds.D_beta_min(v["rho"], hyper.alpha, v["sigma_tilde"], v["L"]), hyper.D_beta,
+         f"samples per task of the L̃ estimate D_β ≥ ⌈{lit.D_BETA_FACTOR:g}(ρασ̃/L)²⌉ (THEORY.md §3)"),
+    ):
+        given = need if given is None else given
+        out.append(Condition(name, statement, need, given, given >= need, theorem))
+    return out
+
+
+def _D_h_condition(alg: str, v: dict, hyper, theorem: str) -> Condition:
+    need = bounds.D_h_min(alg, hyper.alpha, v["sigma_H"])
+    statement = f"Hessian batch D_h ≥ ⌈{lit.D_H_FACTOR[alg]:g}(ασ_H)²⌉ (THEORY.md {_SECTION[alg]})"
+    return Condition("D_h_min", statement, need, hyper.D_h, hyper.D_h >= need, theorem)
+
+
+def _no_batch_condition(alg: str, hyper, theorem: str) -> Condition:
+    """Informational row: THEORY.md states no batch-size condition for this theorem."""
+    section = _SECTION[alg]
+    S, unused = ("S′", "; D_h is not used") if alg == "fomaml" else ("S", "")
+    return Condition("batch_sizes",
+                     f"THEORY.md {section} states no condition on B, D_in, D_o (they enter only the "
+                     f"noise level {S} of the floor) and none is imposed here{unused}",
+                     "none stated", f"B = {hyper.B}, D_in = {hyper.D_in}, D_o = {hyper.D_o}", True, theorem)
+
+
+def check_conditions(constants, hyper) -> list[Condition]:
+    """Every condition of the theorem of ``hyper.algorithm``.
+
+    Args:
+        constants: a ``problems.base.Constants`` record, or a mapping with
+            ``L, rho, sigma, sigma_tilde, sigma_H``.
+        hyper: an ``algorithms.hyper.Hyper``.
+
+    Returns:
+        The conditions, in the order the theorem states them.
+    """
+    v = _values(constants)
+    alg = hyper.algorithm
+    theorem = THEOREMS[alg]
+    out = _alpha_conditions(alg, hyper.alpha, v["L"], theorem)
+    if alg == "maml":
+        out.append(Condition("B_min", f"tasks per step B ≥ {lit.B_MIN} (THEORY.md §4)",
+                             lit.B_MIN, hyper.B, hyper.B >= lit.B_MIN, theorem))
+    if alg in ("maml", "hfmaml"):
+        out.append(_D_h_condition(alg, v, hyper, theorem))
+    out.append(_step_condition(alg, hyper, theorem))
+    if alg != "exact":
+        out += _estimate_conditions(v, hyper, theorem)
+    if alg in ("fomaml", "hfmaml"):
+        out.append(_no_batch_condition(alg, hyper, theorem))
+    if alg == "hfmaml":
+        rule = f"1/({lit.HF_DELTA_DEN:g}ρα‖v_i‖)"
+        out.append(Condition("delta_rule",
+                             f"δ = {rule}, capped at delta_cap; a smaller δ only shrinks the "
+                             "difference error ρδ‖v_i‖²/2 (THEORY.md §6)",
+                             f"δ ≤ {rule}", f"cap = {hyper.delta_cap:g}", True, theorem))
+    return out
+
+
+def broken(conditions: Sequence[Condition]) -> list[str]:
+    """Names of the conditions that fail."""
+    return [c.name for c in conditions if not c.holds]
+
+
+def conditions_table(conditions: Sequence[Condition]) -> pd.DataFrame:
+    """One row per condition: name, statement, required, given, holds, theorem."""
+    cols = list(Condition.__dataclass_fields__)
+    return pd.DataFrame([asdict(c) for c in conditions], columns=cols)
+
+
+def _cell(x) -> str:
+    if isinstance(x, bool):
+        return "yes" if x else "NO"
+    if isinstance(x, float):
+        return f"{x:.6g}"
+    return str(x)
+
+
+def format_conditions(conditions: Sequence[Condition]) -> str:
+    """A plain-text table for the CLI, ending with a one-line verdict:
+    ``all conditions of the <theorem> hold`` or ``outside the theorem: <names>``."""
+    if not conditions:
+        raise ValueError("no conditions to format")
+    header = ("condition", "required", "given", "holds", "statement")
+    rows = [tuple(_cell(getattr(c, f)) for f in ("name", "required", "given", "holds", "statement"))
+            for c in conditions]
+    widths = [max(len(r[j]) for r in (header, *rows)) for j in range(len(header) - 1)]
+    lines = ["  ".join(r[j].ljust(w) for j, w in enumerate(widths)) + "  " + r[-1]
+             for r in (header, *rows)]
+    theorem = conditions[0].theorem
+    bad = broken(conditions)
+    verdict = (f"all conditions of the {theorem.split(' (')[0]} hold" if not bad
+               else f"outside the theorem: {', '.join(bad)}")
+    return "\n".join([theorem, *lines, verdict])
