@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from problems.base import check_count, check_positive
+from problems.base import Constants, check_count, check_positive
 from theory import literature as lit
 
 __all__ = ["Hyper", "ALGORITHMS", "STEP_RULES", "default_B_prime", "default_D_beta"]
@@ -102,7 +102,7 @@ class Hyper:
     def resolved(self, constants) -> "Hyper":
         """A copy with ``B_prime`` and ``D_beta`` set to the theorem's minimum
         for ``constants`` where they were left ``None``."""
-        v = constants.values() if hasattr(constants, "values") else constants
+        v = constants.values() if isinstance(constants, Constants) else dict(constants)
         return replace(
             self,
             B_prime=self.B_prime or default_B_prime(v["rho"], self.alpha, v["sigma"], v["L"]),

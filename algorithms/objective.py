@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from problems.base import TaskFamily, check_count, check_positive
+from theory.bounds import smooth_local_L
 
 __all__ = ["F", "grad_F", "F_by_tasks", "grad_F_by_tasks", "inner_points", "G_i",
            "local_L", "mean_task_grad_norm"]
@@ -85,4 +86,4 @@ def local_L(family: TaskFamily, w, alpha: float, L: float | None = None, rho: fl
         c = family.constants()
         L = c.L.value if L is None else L
         rho = c.rho.value if rho is None else rho
-    return 4.0 * L + 2.0 * rho * alpha * mean_task_grad_norm(family, w)
+    return smooth_local_L(L, rho, alpha, mean_task_grad_norm(family, w))

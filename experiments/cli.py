@@ -1,0 +1,59 @@
+"""``python -m experiments COMMAND ...``: the suite's command line.
+
+Each command lives in its own module exposing ``configure(parser)`` and
+``main(args) -> int``; this file only wires them.  Bad input exits with status
+2 and a one-line message on stderr, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command -> (module, one-line help)
+COMMANDS = {
+    "run": ("experiments.run_cmd", "run one configuration over many seeds and summarise it"),
+    "bench": ("experiments.bench", "measure seed-iterations per second on fixed configurations"),
+    "list": ("experiments.registry", "list the experiments"),
+    "run-all": ("experiments.run_all", "run every experiment (what `make reproduce` calls)"),
+    "plot": ("experiments.run_all", "redraw one experiment's figure from its table"),
+    "proof": ("experiments.proof_cmd", "walk the convergence proof on a real run (the proof ledger)"),
+    "slack": ("experiments.slack", "measure how loose each constant of the bounds is"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):          # one line, status 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m experiments", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, (module, help_) in COMMANDS.items():
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+            continue                     # a command whose module is not present is not offered
+        p = sub.add_parser(name, help=help_, description=help_,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        configurer = getattr(mod, f"configure_{name.replace('-', '_')}", None) or mod.configure
+        runner = getattr(mod, f"main_{name.replace('-', '_')}", None) or mod.main
+        configurer(p)
+        p.set_defaults(_main=runner)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._main(args) or 0)
+    except ValueError as e:              # invalid parameters: a clear message, status 2
+        print(f"python -m experiments {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,41 @@
+"""The experiments, in report order; ``python -m experiments list`` prints them."""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+# module names under experiments/, in the order of the report
+NAMES = ("rate_hard_chain", "rate_benign", "noise_floor", "bias_din", "maml_variants",
+         "step_sizes", "local_smoothness")
+
+
+def experiments() -> list[ModuleType]:
+    """The experiment modules present in this checkout, in report order."""
+    mods = []
+    for n in NAMES:
+        try:
+            mods.append(importlib.import_module(f"experiments.{n}"))
+        except ModuleNotFoundError as e:
+            if e.name != f"experiments.{n}":
+                raise
+    return mods
+
+
+def get(name: str) -> ModuleType:
+    for m in experiments():
+        if m.NAME == name:
+            return m
+    raise ValueError(f"unknown experiment {name!r}; known: {', '.join(m.NAME for m in experiments())}")
+
+
+def configure(p) -> None:
+    pass
+
+
+def main(args) -> int:
+    from .cells import cell_key  # noqa: F401  (keeps the import graph honest)
+    for m in experiments():
+        print(f"{m.NAME:18s} {m.TITLE}")
+        for scale in ("quick", "default", "full"):
+            print(f"{'':18s}   {scale}: {len(m.cells(scale))} cells")
+    return 0

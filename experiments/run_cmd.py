@@ -1,0 +1,132 @@
+"""``python -m experiments run``: one configuration, many seeds, a summary.
+
+Prints the theorem's conditions for the configuration (a run outside them is
+allowed, and says so), then per ``ε`` the median and spread of the first
+iteration with ``‖∇F(w_k)‖ ≤ ε`` over seeds, the first iteration of the seed
+average, and how many seeds diverged.  ``--out`` writes the per-seed table.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+
+import numpy as np
+import pandas as pd
+
+from algorithms.hyper import ALGORITHMS, STEP_RULES, Hyper
+from algorithms.runner import run
+from problems import FAMILIES, family_parameters, make_family
+from theory import literature as lit
+
+_SKIP = {"A", "centres", "X", "Y", "p"}
+_RUN_FLAGS = {"eps", "seeds", "budget", "root", "alpha", "algorithm", "step", "beta", "out"}   # array parameters: not settable from the command line
+
+
+def _family_options() -> dict[str, dict[str, object]]:
+    """Scalar family parameters -> {family: default}, for one option each."""
+    opts: dict[str, dict[str, object]] = {}
+    for fam in FAMILIES:
+        for k, v in family_parameters(fam).items():
+            if k not in _SKIP and (v is None or isinstance(v, (bool, int, float, str))):
+                opts.setdefault(k, {})[fam] = v
+    return opts
+
+
+def _typed(default):
+    if isinstance(default, bool):
+        return lambda s: s.lower() in ("1", "true", "yes")
+    if isinstance(default, int):
+        return int
+    return float
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--family", default="cosine-quadratic", help=f"one of: {', '.join(sorted(FAMILIES))}")
+    g = p.add_argument_group("family parameters (defaults per family; a name that a run "
+                             "option also uses takes the prefix --family-)")
+    for k, per in sorted(_family_options().items()):
+        default = next(iter(per.values()))
+        flag = k.replace("_", "-")
+        flag = f"--family-{flag}" if flag in _RUN_FLAGS else f"--{flag}"
+        g.add_argument(flag, dest=f"fam_{k}", type=_typed(default), default=None,
+                       help="; ".join(f"{f}: {v}" for f, v in per.items()))
+    h = p.add_argument_group("algorithm and hyperparameters")
+    h.add_argument("--algorithm", default="maml", help=f"one of: {', '.join(ALGORITHMS)}")
+    h.add_argument("--alpha", type=float, default=None,
+                   help="inner step α; default: the theorem's largest (1/(6L), FO-MAML 1/(10L))")
+    h.add_argument("--B", type=int, default=Hyper.B, help="tasks per outer step")
+    h.add_argument("--D-in", type=int, default=Hyper.D_in)
+    h.add_argument("--D-o", type=int, default=Hyper.D_o)
+    h.add_argument("--D-h", type=int, default=Hyper.D_h)
+    h.add_argument("--step", default="adaptive", help=f"one of: {', '.join(STEP_RULES)}")
+    h.add_argument("--beta", type=float, default=None, help="constant step (with --step constant)")
+    h.add_argument("--B-prime", type=int, default=None, help="tasks of the L̃ estimate (default: theorem's)")
+    h.add_argument("--D-beta", type=int, default=None, help="samples of the L̃ estimate (default: theorem's)")
+    r = p.add_argument_group("run")
+    r.add_argument("--eps", type=float, nargs="+", default=[1e-1, 1e-2], help="targets for ‖∇F‖")
+    r.add_argument("--seeds", type=int, default=16, help="number of seeds R")
+    r.add_argument("--budget", type=int, default=20_000, help="maximum outer steps")
+    r.add_argument("--root", type=int, default=0, help="root entropy of the seed streams")
+    r.add_argument("--w0", type=float, default=None, help="start every coordinate here (default 0)")
+    r.add_argument("--divergence-bound", type=float, default=1e8)
+    r.add_argument("--trace-stride", type=int, default=0, help="record F, ‖∇F‖, β every this many steps")
+    r.add_argument("--out", default=None, help="CSV path for the per-seed table")
+    r.add_argument("--trace-out", default=None, help="CSV path for the trace (needs --trace-stride)")
+    r.add_argument("--no-progress", action="store_true", help="no progress report on stderr")
+
+
+def build(args) -> tuple:
+    """Family and Hyper from parsed arguments (ValueError on bad input)."""
+    if args.family not in FAMILIES:
+        raise ValueError(f"unknown family {args.family!r}; known: {', '.join(sorted(FAMILIES))}")
+    params = {k[4:]: v for k, v in vars(args).items() if k.startswith("fam_") and v is not None}
+    family = make_family(args.family, **params)
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.algorithm not in ALGORITHMS:
+        raise ValueError(f"--algorithm must be one of {ALGORITHMS}, got {args.algorithm!r}")
+    alpha = args.alpha
+    if alpha is None:
+        alpha = lit.ALPHA_MAX_LD.get(args.algorithm, lit.ALPHA_MAX_LD["maml"]) / family.constants().L.value
+    hyper = Hyper(args.algorithm, alpha=alpha, B=args.B, D_in=args.D_in, D_o=args.D_o, D_h=args.D_h,
+                  step=args.step, beta=args.beta, B_prime=args.B_prime, D_beta=args.D_beta)
+    return family, hyper.resolved(family.constants())
+
+
+def summarise(table: pd.DataFrame, mean_table: pd.DataFrame) -> pd.DataFrame:
+    """Per ε: seeds reached, median and quartiles of the first k, first k of the mean."""
+    rows = []
+    for eps, g in table.groupby("eps", sort=False):
+        k = g.first_k.dropna().astype(float)
+        m = mean_table.loc[mean_table.eps == eps, "mean_first_k"].iloc[0]
+        rows.append({"eps": eps, "reached": f"{k.size}/{len(g)}",
+                     "median_k": np.median(k) if k.size else np.nan,
+                     "q25_k": np.quantile(k, 0.25) if k.size else np.nan,
+                     "q75_k": np.quantile(k, 0.75) if k.size else np.nan,
+                     "k_of_mean": m, "diverged": int(g.diverged.sum())})
+    return pd.DataFrame(rows)
+
+
+def main(args) -> int:
+    from theory.conditions import check_conditions, format_conditions
+    family, hyper = build(args)
+    print(f"family {family.name}: " + ", ".join(f"{k}={v}" for k, v in family.describe().items() if k != "family"))
+    print(pd.DataFrame(family.constants().table()).to_string(index=False))
+    print()
+    print(format_conditions(check_conditions(family.constants(), hyper)))
+    print()
+    w0 = None if args.w0 is None else np.full(family.d, args.w0)
+    res = run(family, hyper, args.eps, seeds=args.seeds, budget=args.budget, w0=w0, root=args.root,
+              trace_stride=args.trace_stride, divergence_bound=args.divergence_bound,
+              progress=not args.no_progress and sys.stderr.isatty() or False)
+    print(f"{res.iterations} iterations, {len(res.table.seed.unique())} seeds"
+          + (" (interrupted: partial results below)" if res.interrupted else ""))
+    print(summarise(res.table, res.mean_table).to_string(index=False))
+    if args.out:
+        res.table.to_csv(args.out, index=False)
+        print(f"wrote {args.out}")
+    if args.trace_out and res.trace is not None:
+        res.trace.to_csv(args.trace_out, index=False)
+        print(f"wrote {args.trace_out}")
+    return 130 if res.interrupted else 0
