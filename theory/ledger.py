@@ -1,0 +1,602 @@
+"""The proof ledger: every inequality of the proof of (14), evaluated on a run.
+
+Given a family, a ``Hyper`` (MAML or exact gradients), seeds, a budget and a
+target ``ε``, ``evaluate`` steps the trajectory itself (``outer_step`` on the
+per-seed streams, all seeds at once) and puts each step of the proof of
+THEORY.md §4 (seed §4.2) beside its measured value:
+
+* (7), (8): the moments of ``G_i`` (6) at sampled iterates, from many
+  independent draws per task at that ``w_k`` (exact over the task
+  distribution, as THEORY.md §1 says), with a ``1 − δ`` interval;
+* (9): the descent lemma with the local constant ``L(w_k)`` (THEORY.md §3) at
+  every step and seed — deterministic given ``β_k`` and the direction;
+* (10): ``E[F(w_{k+1}) | F_k]`` at sampled iterates, from replicated steps,
+  against its right side estimated from the same replications;
+* (11): the per-step decrease of ``E F``, only where the seed-averaged
+  ``‖∇F(w_k)‖`` exceeds ``max{ε, noise floor}`` (THEORY.md §4 caveat);
+* (13): the telescoped decrease (12)–(13) up to the first such ``k``;
+* (14): the first ``k`` with seed-averaged ``‖∇F(w_k)‖ ≤ ε`` against
+  ``1600Δ(L + ρα(σ + ε))/ε²``, ``Δ ≤ F(w_0) − inf_f_lower()`` (A1).
+
+Every row reads ``left ≤ right`` in the seed's form.  ``left_lo``,
+``left_hi`` bound the left side with confidence ``1 − δ`` (equal to ``left``
+where it is exact); the verdict is ``holds`` if ``left_hi ≤ right``,
+``violated`` if ``left_lo > right`` (both up to rounding, ``ROUND_TOL``) and
+``inconclusive`` otherwise.  ``measured`` and ``bound`` are the two quantities
+the inequality compares, at the conservative end of the interval: the moment
+and its bound for (7), (8); the actual second-order remainder and the
+quadratic term for (9), (10); the measured and the guaranteed decrease for
+(11), (13); the iterations and their bound for (14).  ``slack`` is the room
+left, ``bound/measured`` (``measured/bound`` for the decreases), ``≥ 1`` iff
+the row holds.
+
+The constants the run and the bounds use may be overridden (``constants=``),
+e.g. an understated ``L`` as a negative control; the ledger then checks them
+against the family's certified constants (rows ``A2_L`` ... of the conditions),
+and a step that fails names the broken assumption or theorem condition
+(``theory.conditions``).  A failure with every condition satisfied is marked
+``VIOLATED_MARK``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from algorithms.hyper import Hyper
+from algorithms.objective import F, G_i, grad_F, inner_points, local_L
+from algorithms.steps import outer_step
+from algorithms.streams import SeedStreams
+from problems.base import Constants, TaskFamily, check_count
+from theory import bounds
+from theory import literature as lit
+from theory.conditions import Condition, broken, check_conditions
+
+__all__ = ["STEPS", "STATEMENTS", "VIOLATED_MARK", "ROUND_TOL", "Ledger", "evaluate",
+           "assumption_conditions", "fmt", "summary_cells", "text_table", "format_summary"]
+
+STEPS = ("(7)", "(8)", "(9)", "(10)", "(11)", "(13)", "(14)")
+VIOLATED_MARK = "VIOLATED UNDER THE THEOREM'S CONDITIONS"
+# F is a float64 sum of O(d) terms each of magnitude at most about max(1, |F|), so
+# its rounding error is below ~d·1e-16 of that; 1e-9 leaves a margin of 10^4 or
+# more for any d used here, and stays far below real violations (the negative
+# control's are ~1e-3 relative).  Applied to deterministic comparisons of F values.
+ROUND_TOL = 1e-9
+
+_NAMES = {"(7)": "first moment", "(8)": "second moment", "(9)": "descent lemma",
+          "(10)": "conditional descent", "(11)": "per-step decrease", "(13)": "telescoped decrease",
+          "(14)": "rate"}
+_DEN = f"{lit.DECREASE_DEN:g}(L + ρα(σ + ε))"
+STATEMENTS = {
+    "(7)": f"‖E[G_i(w_k)]‖² ≤ {lit.M1_GRAD:g}‖∇F(w_k)‖² + {lit.M1_NOISE:g}σ̃²/D_in",
+    "(8)": (f"E‖G_i(w_k)‖² ≤ {lit.M2_GRAD:g}‖∇F(w_k)‖² + {lit.M2_SIGMA:g}σ² "
+            f"+ σ̃²({lit.M2_DO:g}/D_o + 1/({1 / lit.M2_DIN:g}D_in))"),
+    "(9)": "F(w_{k+1}) ≤ F(w_k) − β_k∇F(w_k)ᵀg_k + (L(w_k)/2)β_k²‖g_k‖²",
+    "(10)": ("E[F(w_{k+1})|F_k] ≤ F(w_k) − E[β_k]∇F(w_k)ᵀE[G_i] "
+             "+ (L(w_k)/2)E[β_k²](‖E[G_i]‖² + E‖G_i‖²/B)"),
+    "(11)": f"E F(w_{{k+1}}) ≤ E F(w_k) − ε²/({_DEN}) while E‖∇F(w_k)‖ > max{{ε, noise floor}}",
+    "(13)": f"E F(w_T) ≤ F(w_0) − Tε²/({_DEN}) while E‖∇F(w_k)‖ > max{{ε, noise floor}} for all k < T",
+    "(14)": f"first k with E‖∇F(w_k)‖ ≤ ε  ≤  {lit.DECREASE_DEN:g}Δ(L + ρα(σ + ε))/ε²",
+}
+
+# The assumptions and theorem conditions each step rests on (THEORY.md §2–§4);
+# (11), (13), (14) rest on the whole theorem ((11), (13) are evaluated above the floor).
+_ALPHA = {"alpha_range", "alpha_smoothness"}
+_ASSUMED = {"L": ("A2", "A2_L"), "rho": ("A3", "A3_rho"), "sigma": ("A4", "A4_sigma"),
+            "sigma_tilde": ("A5", "A5_sigma_tilde"), "sigma_H": ("A5", "A5_sigma_H")}
+_DEPENDS = {
+    "(7)": {"A2_L", "A5_sigma_tilde"} | _ALPHA,
+    "(8)": {"A2_L", "A4_sigma", "A5_sigma_tilde", "A5_sigma_H", "D_h_min"} | _ALPHA,
+    "(9)": {"A2_L", "A3_rho", "alpha_smoothness"},
+    "(10)": {"A2_L", "A3_rho", "alpha_smoothness"},
+}
+
+
+@dataclass
+class Ledger:
+    """The evaluated proof.
+
+    ``rows``: one row per checked instance (step, iteration ``k``, seed, left,
+    right, ``left_lo``/``left_hi``, measured, bound, verdict, holds, slack, cause).
+    ``summary``: one row per step (rows, held, violated, inconclusive, fraction
+    held, worst and median slack, cause).
+    ``conditions``: assumptions A1–A5 for the constants used, the theorem's
+    conditions, and ``ε`` against the noise floor.
+    ``trajectory``: per iteration, seed-averaged ``‖∇F‖`` and ``F``, and the
+    measured decrease of ``E F`` with its interval.
+    ``constants``: per constant, the value used and the family's certified one.
+    ``config``: the run and its derived quantities (Δ, floor, bounds).
+    """
+
+    rows: pd.DataFrame
+    summary: pd.DataFrame
+    conditions: list[Condition]
+    trajectory: pd.DataFrame
+    constants: pd.DataFrame
+    config: dict = field(default_factory=dict)
+
+    @property
+    def broken(self) -> list[str]:
+        return broken(self.conditions)
+
+    def violated_under_conditions(self) -> pd.DataFrame:
+        """Rows that fail although their conditions hold (``VIOLATED_MARK``)."""
+        return self.rows[self.rows.cause.str.startswith("VIOLATED UNDER")]
+
+    @property
+    def all_held(self) -> bool:
+        return bool(self.rows.holds.all())
+
+
+# --- conditions ----------------------------------------------------------------
+def assumption_conditions(family: TaskFamily, used: Constants, Delta: float) -> list[Condition]:
+    """A1–A5 for the constants the run uses, against the family's certified ones.
+
+    A constant at or above the certified value keeps the assumption (a larger
+    Lipschitz or variance bound is still a bound).  Below an *exact* certified
+    value the assumption fails (the supremum is attained); below a certified
+    upper bound it is not certified, and the ledger treats it as broken.
+    """
+    theorem = "assumptions A1–A5 (THEORY.md §2)"
+    cert = family.constants()
+    out = [Condition("A1_Delta",
+                     "A1: Δ = F(w_0) − inf F ≤ F(w_0) − inf_f_lower(), a certified lower bound on inf F",
+                     "Δ < ∞", f"Δ ≤ {Delta:.6g}", bool(np.isfinite(Delta)), theorem)]
+    for n, (a, name) in _ASSUMED.items():
+        c, given = getattr(cert, n), float(getattr(used, n).value)
+        ok = given >= c.value * (1 - 1e-12)
+        kind = "exact supremum" if c.exact else "certified upper bound"
+        verdict = "" if ok else ("; understated: the assumption fails" if c.exact else "; below it: not certified")
+        out.append(Condition(name, f"{a}: {n} used ≥ the family's {kind}{verdict}",
+                             f"≥ {c.value:.6g}", given, ok, theorem))
+    return out
+
+
+def _floor_condition(eps: float, floor: float) -> Condition:
+    return Condition("eps_above_floor",
+                     "target ε ≥ noise floor max{√(a(1+ρασ/L)S), b(ρα/L)S} (THEORY.md §4): "
+                     "below it the theorem guarantees only the floor",
+                     f"≥ {floor:.6g}", eps, eps >= floor, "MAML theorem (THEORY.md §4)")
+
+
+def _cause(step: str, verdict: str, broken_names: list[str]) -> str:
+    """Why a row does not hold: the broken conditions it rests on, or the mark."""
+    if verdict == "holds":
+        return ""
+    deps = _DEPENDS.get(step)
+    own = [b for b in broken_names if deps is None or b in deps]
+    other = [b for b in broken_names if b not in own]
+    if verdict == "inconclusive":
+        base = ("inconclusive: ε not reached within a budget below the bound" if step == "(14)"
+                else "inconclusive: the 1−δ interval straddles the bound")
+        return base + (f"; outside the theorem: {', '.join(broken_names)}" if broken_names else "")
+    if own:
+        return f"outside the theorem: {', '.join(own)} broken" + (f" (also {', '.join(other)})" if other else "")
+    if other:
+        return f"VIOLATED UNDER THIS STEP'S CONDITIONS (the run breaks only {', '.join(other)})"
+    return VIOLATED_MARK
+
+
+# --- small statistics helpers ----------------------------------------------------
+def _verdict(lo, hi, right, tol) -> np.ndarray:
+    lo, hi, right, tol = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (lo, hi, right, tol)))
+    return np.where(hi <= right + tol, "holds", np.where(lo > right + tol, "violated", "inconclusive"))
+
+
+def _ratio(num, den) -> np.ndarray:
+    """``num/den``, and ``inf`` where ``den ≤ 0``: the slack of ``den ≤ num``
+    when the bounded quantity ``den`` is nonpositive (nothing to bound)."""
+    num, den = np.broadcast_arrays(np.asarray(num, dtype=float), np.asarray(den, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)
+
+
+_KEY = 0x1ED6E5   # first word of the ledger's spawn keys
+
+
+def _rng(root: int, tag: int, k: int, r: int = 0) -> np.random.Generator:
+    """A deterministic generator for one replication block.  Its spawn key has
+    four words, so it never meets the trajectory's per-seed streams (two words,
+    ``algorithms.streams``) under the same root."""
+    key = (_KEY, int(tag), int(k), int(r))
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(root, spawn_key=key)))
+
+
+def _across_seeds(x: np.ndarray, delta: float, exact: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over the seed axis (last) and the half-width of its ``1 − δ``
+    Student-t interval: 0 for exact gradients (no randomness), inf with one seed."""
+    R = x.shape[-1]
+    mean = x.mean(-1)
+    if exact:
+        return mean, np.zeros(mean.shape)
+    if R < 2:
+        return mean, np.full(mean.shape, np.inf)
+    return mean, stats.t.isf(delta / 2, R - 1) * x.std(-1, ddof=1) / np.sqrt(R)
+
+
+# --- the trajectory ----------------------------------------------------------------
+def _trajectory(family, hyper, L, rho, eps, seeds, budget, w0, root, divergence_bound=1e8):
+    """Step all seeds with ``outer_step`` until the seed-averaged ``‖∇F‖ ≤ ε``
+    or the budget; return iterates ``W (K+1, R, d)``, ``β (K, R)``, ``g (K, R, d)``."""
+    streams = SeedStreams(seeds, root)
+    R = streams.R
+    w = np.zeros((R, family.d)) if w0 is None else np.array(np.broadcast_to(family._w(w0), (R, family.d)))
+    W, betas, gs = [w], [], []
+    stopped = "budget"
+    gn_mean = np.linalg.norm(grad_F(family, w, hyper.alpha), axis=-1).mean()
+    for _ in range(budget):
+        if gn_mean <= eps:
+            stopped = "reached ε"
+            break
+        out = outer_step(family, w, hyper, L, rho, streams)
+        with np.errstate(over="ignore", invalid="ignore"):
+            w_new = w - out.beta[:, None] * out.g
+        if not np.all(np.linalg.norm(w_new, axis=-1) <= divergence_bound):
+            stopped = f"diverged at k = {len(W)}"
+            break
+        w = w_new
+        W.append(w)
+        betas.append(out.beta)
+        gs.append(out.g)
+        gn_mean = np.linalg.norm(grad_F(family, w, hyper.alpha), axis=-1).mean()
+    d = family.d
+    return (np.stack(W), np.array(betas).reshape(-1, R), np.array(gs).reshape(-1, R, d), stopped)
+
+
+def _describe_w0(w0) -> str:
+    if w0 is None:
+        return "0 in every coordinate"
+    w0 = np.asarray(w0, dtype=float)
+    if np.all(w0 == w0.flat[0]):
+        return f"{w0.flat[0]:g} in every coordinate"
+    return np.array2string(w0, precision=4, threshold=6)
+
+
+def _task_meta_grads(family, w, alpha) -> np.ndarray:
+    """Exact per-task meta-gradients ``(I − α∇²f_i(w))∇f_i(w − α∇f_i(w))``, ``(M, d)``:
+    ``G_i`` with infinite batches (exact mode)."""
+    i = np.arange(family.M)
+    v = family.grad(inner_points(family, w, alpha), i)
+    return v - alpha * family.hvp(family._w(w)[None, :], i, v)
+
+
+# --- (7), (8) ---------------------------------------------------------------------------
+def _moments(family, hyper, w, draws, rng, delta):
+    """``‖E G_i(w)‖²`` and ``E‖G_i(w)‖²`` with ``1 − δ`` intervals.
+
+    Draws are stratified by task (``draws`` per task, weights ``p``), so the
+    task expectation is exact.  ``‖E G‖``: ``‖μ̂ − μ‖ ≤ √tr Σ + √(2λ_max(Σ)log(1/δ))``
+    with probability ``1 − δ`` for Gaussian ``μ̂`` (concentration of the norm);
+    ``E‖G‖²``: a normal interval.  Exact mode: the exact per-task meta-gradients.
+    """
+    p = family.p
+    if hyper.algorithm == "exact":
+        G = _task_meta_grads(family, w, hyper.alpha)
+        m1 = float(np.sum((p @ G) ** 2))
+        m2 = float(p @ np.sum(G ** 2, -1))
+        return (m1, m1, m1), (m2, m2, m2)
+    M, d = family.M, family.d
+    wb = np.broadcast_to(w, (M, draws, d))
+    i = np.broadcast_to(np.arange(M)[:, None], (M, draws))
+    G = G_i(family, wb, i, hyper.alpha, hyper.D_in, hyper.D_o, hyper.D_h, rng)   # (M, n, d)
+    mu_i = G.mean(1)
+    mu = p @ mu_i
+    C = G - mu_i[:, None, :]
+    cov = np.einsum("m,mnj,mnk->jk", p ** 2, C, C) / ((draws - 1) * draws)
+    r = math.sqrt(max(np.trace(cov), 0.0)) + math.sqrt(2 * max(np.linalg.eigvalsh(cov)[-1], 0.0)
+                                                       * math.log(1 / delta))
+    norm = float(np.linalg.norm(mu))
+    m1 = (norm ** 2, max(norm - r, 0.0) ** 2, (norm + r) ** 2)
+    sq = np.sum(G ** 2, -1)
+    m2_hat = float(p @ sq.mean(1))
+    se = math.sqrt(float(p ** 2 @ sq.var(1, ddof=1)) / draws)
+    z = stats.norm.isf(delta / 2)
+    return m1, (m2_hat, max(m2_hat - z * se, 0.0), m2_hat + z * se)
+
+
+# --- (10) -------------------------------------------------------------------------------
+def _conditional(family, hyper, w, L, rho, reps, rng, delta):
+    """``E[F(w_{k+1})|F_k]`` from ``reps`` replicated steps at ``w``, the right
+    side of (10) from the same replications, and the half-width of the
+    ``1 − δ`` interval of their difference (delta method).
+
+    With ``g = (1/B)ΣG_i`` of i.i.d. tasks, ``E‖G‖² = ‖E g‖² + B·tr Cov(g)``;
+    exact mode has an infinite task batch (``E‖G‖²/B = 0``) and no noise.
+    """
+    alpha = hyper.alpha
+    gF = grad_F(family, w, alpha)
+    F0 = float(F(family, w, alpha))
+    Lw = float(local_L(family, w, alpha, L, rho))
+    exact = hyper.algorithm == "exact"
+    n = 1 if exact else reps
+    out = outer_step(family, np.repeat(w[None, :], n, axis=0), hyper, L, rho, rng)
+    Fp = F(family, w - out.beta[:, None] * out.g, alpha)
+    b, g = out.beta, out.g
+    g2 = np.sum(g ** 2, -1)
+    mF, mb, mb2, mg, mg2 = Fp.mean(), b.mean(), (b ** 2).mean(), g.mean(0), g2.mean()
+    B = hyper.B
+    mean_G_sq = float(mg @ mg)
+    G_sq = 0.0 if exact else mean_G_sq + B * max(float(mg2 - mean_G_sq), 0.0)
+    rhs = bounds.conditional_rhs(F0, mb, mb2, float(gF @ mg), mean_G_sq, G_sq, 1 if exact else B, Lw)
+    lin = F0 - mb * float(gF @ mg)
+    if exact:
+        return float(mF), rhs, 0.0, lin, F0
+    # influence of each replication on mean(F') − rhs, with rhs written as
+    # F0 − mb·∇Fᵀmg + (L/2)·mb2·(mg2 + ‖mg‖²/B)
+    quad = mg2 + mean_G_sq / B
+    psi = ((Fp - mF) + (b - mb) * float(gF @ mg) + mb * ((g - mg) @ gF)
+           - 0.5 * Lw * ((b ** 2 - mb2) * quad + mb2 * ((g2 - mg2) + 2 * ((g - mg) @ mg) / B)))
+    half = stats.norm.isf(delta / 2) * float(psi.std(ddof=1)) / math.sqrt(n)
+    return float(mF), rhs, half, lin, F0
+
+
+def _cond_decrease(family, hyper, W, L, rho, reps, rng):
+    """Per seed, ``F(w) − mean over reps of F(w − βg)``: an unbiased estimate of
+    ``F(w_k) − E[F(w_{k+1})|F_k]`` (its mean over seeds estimates the decrease of
+    ``E F``, with the step's own noise averaged out)."""
+    R, d = W.shape
+    Wr = np.repeat(W, reps, axis=0)
+    out = outer_step(family, Wr, hyper, L, rho, rng)
+    Fp = F(family, Wr - out.beta[:, None] * out.g, hyper.alpha).reshape(R, reps)
+    return F(family, W, hyper.alpha) - Fp.mean(1)
+
+
+# --- the ledger ----------------------------------------------------------------------------
+def _resolve_constants(family, constants) -> Constants:
+    cert = family.constants()
+    if constants is None:
+        return cert
+    if isinstance(constants, Constants):
+        return constants
+    if isinstance(constants, Mapping):
+        return cert.replace(**constants)
+    raise ValueError(f"constants must be a Constants record or a mapping of values, got {type(constants).__name__}")
+
+
+def _check_args(hyper, eps, budget, points, draws, reps, cond_reps, delta):
+    if not isinstance(hyper, Hyper):
+        raise ValueError(f"hyper must be an algorithms.hyper.Hyper, got {type(hyper).__name__}")
+    if hyper.algorithm not in ("maml", "exact"):
+        raise ValueError(f"the ledger walks the MAML proof (THEORY.md §4): algorithm must be "
+                         f"'maml' or 'exact', got {hyper.algorithm!r}")
+    try:
+        ok = math.isfinite(float(eps)) and float(eps) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"eps must be a positive number, got {eps!r}")
+    check_count("budget", budget)
+    check_count("points", points)
+    check_count("draws", draws, minimum=2)
+    check_count("reps", reps, minimum=2)
+    check_count("cond_reps", cond_reps)
+    if not (0 < delta < 1):
+        raise ValueError(f"delta must lie in (0, 1), got {delta!r}")
+
+
+def evaluate(family: TaskFamily, hyper: Hyper, *, eps: float, seeds=8, budget: int = 2000, w0=None,
+             root: int = 0, constants=None, points: int = 6, draws: int = 500, reps: int = 1000,
+             cond_reps: int = 32, delta: float = 1e-6) -> Ledger:
+    """Evaluate every step of the proof of (14) on a run.
+
+    Args:
+        family: the task family.
+        hyper: ``Hyper`` with algorithm ``maml`` or ``exact``.
+        eps: the target ``ε`` of (11)–(14).
+        seeds: count or ids of the seeds (one stream each, ``SeedStreams``).
+        budget: maximum outer steps (the run stops once the seed-averaged
+            ``‖∇F‖ ≤ ε``).
+        w0: start, ``(d,)`` or ``(R, d)``; zeros by default.
+        root: root entropy of every stream.
+        constants: ``Constants`` or a mapping of overrides (e.g. ``{"L": L/10}``)
+            used by the step rule and every bound; default: the family's.
+        points: sampled iterates for (7), (8), (10).
+        draws: draws of ``G_i`` per task at each sampled iterate, (7)–(8).
+        reps: replicated steps at each sampled iterate, (10).
+        cond_reps: replicated steps per seed and iteration for (11), (13).
+        delta: ``1 −`` the confidence of every interval (each row's false-alarm
+            rate when the bound is attained exactly).
+
+    Returns:
+        The ``Ledger``.
+    """
+    _check_args(hyper, eps, budget, points, draws, reps, cond_reps, delta)
+    eps = float(eps)
+    used = _resolve_constants(family, constants)
+    v = used.values()
+    L, rho, sigma, s_t, alpha = v["L"], v["rho"], v["sigma"], v["sigma_tilde"], hyper.alpha
+    hyper = hyper.resolved(used)
+    exact = hyper.algorithm == "exact"
+
+    W, beta, g, stopped = _trajectory(family, hyper, L, rho, eps, seeds, budget, w0, root)
+    K, R = beta.shape
+    Fw = F(family, W, alpha)                                     # (K+1, R)
+    gF = grad_F(family, W, alpha)                                # (K+1, R, d)
+    gn_mean = np.linalg.norm(gF, axis=-1).mean(-1)
+    F0 = float(Fw[0].mean())
+    Delta = F0 - family.inf_f_lower()
+    floor = float(bounds.noise_floor(hyper.algorithm, L, rho, sigma, s_t, alpha, hyper.B, hyper.D_in, hyper.D_o))
+    thr = max(eps, floor)
+    conds = (assumption_conditions(family, used, Delta) + check_conditions(used, hyper)
+             + [_floor_condition(eps, floor)])
+    bad = broken(conds)
+    frames = []
+
+    def frame(step, k, seed, left, right, lo, hi, measured, bound, *, upper=True, tol=0.0, slack=None, **extra):
+        """Rows of one step; ``measured``/``bound``: the compared quantities
+        (conservative end), slack ``bound/measured`` (upper) or ``measured/bound``."""
+        verdict = _verdict(lo, hi, right, tol)
+        if slack is None:
+            slack = _ratio(bound, measured) if upper else _ratio(measured, bound)
+        df = pd.DataFrame({"step": step, "k": k, "seed": pd.array(np.broadcast_to(
+                               pd.NA if seed is None else seed, np.shape(left)), dtype="Int64"),
+                           "left": left, "right": right, "left_lo": lo, "left_hi": hi,
+                           "measured": measured, "bound": bound, "verdict": verdict, "slack": slack, **extra})
+        df["holds"] = df.verdict == "holds"
+        df["cause"] = [_cause(step, vd, bad) for vd in df.verdict]
+        frames.append(df)
+
+    # (7), (8), (10) at sampled iterates, seeds taken in turn
+    ks = np.unique(np.round(np.linspace(0, K, min(points, K + 1))).astype(int))
+    seeds_at = np.arange(ks.size) % R
+    m_rows, c_rows = [], []
+    for k, r in zip(ks, seeds_at):
+        w, gnorm = W[k, r], float(np.linalg.norm(gF[k, r]))
+        m1, m2 = _moments(family, hyper, w, draws, _rng(root, 7, k, r), delta)
+        st = 0.0 if exact else s_t                   # exact mode: infinite batches
+        b1 = bounds.first_moment_bound(gnorm, st, hyper.D_in)
+        b2 = bounds.second_moment_bound(gnorm, sigma, st, hyper.D_in, hyper.D_o)
+        m_rows.append((k, r, *m1, b1, *m2, b2))
+        c_rows.append((k, r, *_conditional(family, hyper, w, L, rho, reps, _rng(root, 10, k, r), delta)))
+    m = np.array(m_rows, dtype=float).reshape(-1, 10)
+    mk, mr = m[:, 0].astype(int), m[:, 1].astype(int)
+    for step, j in (("(7)", 2), ("(8)", 6)):
+        left, lo, hi, right = m[:, j], m[:, j + 1], m[:, j + 2], m[:, j + 3]
+        frame(step, mk, mr, left, right, lo, hi, hi, right, tol=ROUND_TOL * right)
+    c = np.array(c_rows, dtype=float).reshape(-1, 7)
+    cl, cr, ch, clin, cF0 = c[:, 2], c[:, 3], c[:, 4], c[:, 5], c[:, 6]
+    frame("(10)", c[:, 0].astype(int), c[:, 1].astype(int), cl, cr, cl - ch, cl + ch, cl + ch - clin, cr - clin,
+          tol=ROUND_TOL * np.maximum(1.0, np.abs(cF0)))
+
+    # (9) at every step and seed
+    if K:
+        Lw = local_L(family, W[:-1], alpha, L, rho)
+        dot = np.sum(gF[:-1] * g, -1)
+        g2 = np.sum(g ** 2, -1)
+        rhs = bounds.descent_rhs(Fw[:-1], beta, dot, g2, Lw)
+        lin = Fw[:-1] - beta * dot
+        tol = ROUND_TOL * np.maximum(1.0, np.maximum(np.abs(Fw[:-1]), np.abs(Fw[1:])))
+        remainder, quad = Fw[1:] - lin, rhs - lin
+        slack = np.where(remainder <= tol, np.inf, _ratio(quad, remainder))   # rounding level: no curvature seen
+        kk, rr = np.meshgrid(np.arange(K), np.arange(R), indexing="ij")
+        frame("(9)", kk.ravel(), rr.ravel(), Fw[1:].ravel(), np.ravel(rhs), Fw[1:].ravel(), Fw[1:].ravel(),
+              remainder.ravel(), quad.ravel(), tol=tol.ravel(), slack=slack.ravel())
+
+    # (11), (13): while the seed-averaged ‖∇F(w_k)‖ exceeds max{ε, floor}
+    c11 = bounds.per_step_decrease(eps, L, rho, alpha, sigma)
+    above = gn_mean[:K] > thr
+    T_star = int(np.argmin(above)) if not above.all() else K     # first k at or below the threshold
+    h = np.zeros((T_star, R))
+    for k in range(T_star):
+        h[k] = (Fw[k] - Fw[k + 1]) if exact else _cond_decrease(family, hyper, W[k], L, rho, cond_reps,
+                                                                  _rng(root, 11, k))
+    traj = pd.DataFrame({"k": np.arange(K + 1), "mean_grad_norm": gn_mean, "mean_F": Fw.mean(-1)})
+    if T_star:
+        ks11 = np.arange(T_star)
+        dec, half = _across_seeds(h, delta, exact)
+        EFk = Fw[:T_star].mean(-1)
+        frame("(11)", ks11, None, EFk - dec, EFk - c11, EFk - dec - half, EFk - dec + half, dec - half,
+              np.full(T_star, c11), upper=False, tol=ROUND_TOL * np.maximum(1.0, np.abs(EFk)),
+              trajectory_left=Fw[1:T_star + 1].mean(-1))
+        tot, half_t = _across_seeds(np.cumsum(h, axis=0), delta, exact)
+        Ts = np.arange(1, T_star + 1)
+        frame("(13)", Ts, None, F0 - tot, bounds.telescoped_rhs(F0, Ts, eps, L, rho, alpha, sigma),
+              F0 - tot - half_t, F0 - tot + half_t, tot - half_t, Ts * c11, upper=False,
+              tol=ROUND_TOL * max(1.0, abs(F0)), trajectory_left=Fw[1:T_star + 1].mean(-1))
+        pad = np.full(K + 1 - T_star, np.nan)
+        traj["decrease"] = np.append(dec, pad)
+        traj["decrease_lo"] = np.append(dec - half, pad)
+        traj["decrease_hi"] = np.append(dec + half, pad)
+    traj["decrease_trajectory"] = np.append(Fw[:-1].mean(-1) - Fw[1:].mean(-1), np.nan)
+    traj["above_threshold"] = gn_mean > thr
+
+    # (14): the first k with seed-averaged ‖∇F(w_k)‖ ≤ ε; when not reached, T > K
+    # (slack: bound over K + 1, an upper limit)
+    T_bound = float(bounds.iterations_upper(eps, Delta, L, rho, alpha, sigma))
+    hit = np.flatnonzero(gn_mean <= eps)
+    T_meas, lo14, hi14 = (float(hit[0]),) * 3 if hit.size else (np.nan, float(K + 1), np.inf)
+    frame("(14)", [hit[0] if hit.size else K], None, [T_meas], [T_bound], [lo14], [hi14], [lo14], [T_bound])
+
+    rows = pd.concat(frames, ignore_index=True)
+    rows.insert(1, "name", rows.step.map(_NAMES))
+    rows.insert(2, "statement", rows.step.map(STATEMENTS))
+    params = {k_: v_ for k_, v_ in family.describe().items() if k_ != "family"}
+    config = {"family": family.name, "family_params": params, **hyper.as_dict(), "eps": eps, "seeds": R,
+              "budget": budget, "iterations": K, "stopped": stopped, "root": root, "points": int(ks.size),
+              "draws": draws, "reps": reps, "cond_reps": cond_reps, "delta": delta, "w0": _describe_w0(w0),
+              **{f"{n}_used": x for n, x in v.items()}, "F_w0": F0, "inf_f_lower": family.inf_f_lower(),
+              "Delta": Delta, "noise_floor": floor, "threshold": thr, "T_star": T_star,
+              "per_step_decrease": float(c11), "T_bound": T_bound, "T_measured": T_meas}
+    consts = pd.DataFrame([{"constant": r["constant"], "used": v[r["constant"]], "certified": r["value"],
+                            "kind": r["kind"], "source": r["source"]} for r in family.constants().table()])
+    return Ledger(rows, _summary(rows, bad), conds, traj, consts, config)
+
+
+_NOT_APPLICABLE = {"(9)": "not applicable: no step taken (ε reached at w_0)",
+                   "(11)": "not applicable: no iteration above max{ε, noise floor}",
+                   "(13)": "not applicable: no iteration above max{ε, noise floor}"}
+
+
+def _summary(rows: pd.DataFrame, bad: list[str]) -> pd.DataFrame:
+    out = []
+    for step in STEPS:
+        r = rows[rows.step == step]
+        n = len(r)
+        causes = list(dict.fromkeys(c for c in r.cause if c))
+        fin = r.slack[np.isfinite(r.slack)]
+        out.append({
+            "step": step, "name": _NAMES[step], "rows": n, "held": int(r.holds.sum()),
+            "violated": int((r.verdict == "violated").sum()),
+            "inconclusive": int((r.verdict == "inconclusive").sum()),
+            "fraction_held": float(r.holds.mean()) if n else np.nan,
+            "worst_slack": float(r.slack.min()) if n else np.nan,
+            "median_slack": float(fin.median()) if fin.size else (np.inf if n else np.nan),
+            "cause": "; ".join(causes[:2]) if causes else ("" if n else _NOT_APPLICABLE.get(step, "")),
+        })
+    return pd.DataFrame(out)
+
+
+# --- text --------------------------------------------------------------------------------
+def fmt(x) -> str:
+    """The one number format of the ledger's tables and walkthrough."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "NO"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    x = float(x)
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:.4g}"
+
+
+def summary_cells(summary: pd.DataFrame) -> list[tuple[str, ...]]:
+    """The summary as strings, one tuple per step (used by every rendering)."""
+    return [(s.step, s.name, fmt(s.rows), fmt(s.held), fmt(s.violated), fmt(s.inconclusive),
+             fmt(s.fraction_held), fmt(s.worst_slack), fmt(s.median_slack), s.cause or "—")
+            for s in summary.itertuples()]
+
+
+SUMMARY_HEADER = ("step", "inequality", "rows", "held", "violated", "inconclusive", "fraction held",
+                  "worst slack", "median slack", "cause")
+
+
+def text_table(header, rows) -> str:
+    """Columns padded to their widest cell; the last column is not padded."""
+    widths = [max(len(str(r[j])) for r in (header, *rows)) for j in range(len(header) - 1)]
+    return "\n".join("  ".join(str(r[j]).ljust(w) for j, w in enumerate(widths)) + "  " + str(r[-1])
+                     for r in (header, *rows))
+
+
+def format_summary(ledger: Ledger) -> str:
+    """The summary as a plain-text table, then one line per loud violation and a verdict."""
+    lines = text_table(SUMMARY_HEADER, summary_cells(ledger.summary)).split("\n")
+    loud = ledger.violated_under_conditions()
+    for step, grp in loud.groupby("step", sort=False):
+        lines.append(f"!!! {step}: {grp.cause.iloc[0]} at {len(grp)} of "
+                     f"{int((ledger.rows.step == step).sum())} rows")
+    s = ledger.summary
+    if ledger.all_held:
+        lines.append("every step held at every row"
+                     + (f" (outside the theorem: the run breaks {', '.join(ledger.broken)})" if ledger.broken else ""))
+    else:
+        failing = ", ".join(s.step[s.held < s.rows])
+        lines.append(f"steps not held everywhere: {failing}; "
+                     + (f"the run breaks {', '.join(ledger.broken)}" if ledger.broken
+                        else "every condition of the theorem holds"))
+    return "\n".join(lines)
