@@ -1,0 +1,317 @@
+"""Step sizes: the adaptive rule ``β_k = 1/(12 L̃(w_k))`` against constant ``β`` (THEORY.md §3–§4).
+
+``F`` is not globally smooth: its local constant ``L(w) = 4L + 2ρα E_i‖∇f_i(w)‖``
+grows with the task gradients, so the MAML theorem takes
+``β_k = 1/(12 L̃(w_k))`` with an independent estimate ``L̃`` (step-size
+lemma).  Measured here, from starts at distance ``r`` from the mean task
+centre (random direction per seed): the fraction of seeds that diverge
+(the runner's mark: ``‖w‖ > 10⁸`` or non-finite) for each constant ``β``
+and for the adaptive rule, the final ``‖∇F‖`` within the same budget, and
+``L(w_k)`` along adaptive trajectories.
+
+Family: ``cosine-quadratic`` with a large ``ρ = γω³`` (``γ = 0.05``,
+``ω = 6``: ``ρ = 10.8``, ``L = 5.8``), the one family here whose task
+gradients are unbounded, so that ``L(w)`` far from the optimum is many
+times ``4L``; ``α = 1/(6L)``, ``B = 20``.  The other families have bounded
+gradients (``robust-regression``: ``|φ'| ≤ 1/√2``; the hard chain), so
+their ``L(w)`` stays within a constant factor of ``4L``.
+
+What to expect: far from the optimum ``∇F(w) ≈ (I − αH(w))(I − αA)A(w − c̄)``
+with ``H`` bounded, so ``∇F`` grows only linearly and a constant step is
+stable or unstable at about the same ``β`` from every start; the large
+``L(w)`` far out comes from the oscillating curvature term
+``α∇³f_i[∇f_i(u_i)]``, which ``β`` sees only through the secant.  The table
+tells whether the divergence threshold moves with ``r``.
+
+``L(w_k)`` is evaluated exactly (``algorithms.objective.local_L``) on
+iterates of the same configuration stepped by ``algorithms.steps.outer_step``
+in a seed-batched loop (the runner's trace holds ``β_k``, not ``w_k``);
+``1/(12β_k) = L̃(w_k)`` is recorded beside it as the rule's own estimate.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from algorithms.hyper import Hyper
+from algorithms.objective import grad_F, local_L, mean_task_grad_norm
+from algorithms.runner import run
+from algorithms.steps import outer_step
+from algorithms.streams import SeedStreams
+from problems import make_family
+from theory import bounds
+from theory import literature as lit
+
+from . import style
+from .maml_variants import conditions_note
+
+__all__ = ["NAME", "TITLE", "cells", "compute", "plot", "claims", "far_starts", "adaptive_trajectory"]
+
+NAME = "step_sizes"
+TITLE = "Step sizes: the adaptive β_k = 1/(12 L̃(w_k)) against constant β, from far starts"
+
+FAMILY = "cosine-quadratic"
+FAMILY_PARAMS = {"gamma": 0.05, "omega": 6.0}
+ALPHA_L = lit.ALPHA_MAX_LD["maml"]
+B = lit.B_MIN
+_SCALES = {  # scale: (seeds, budget, start radii, constant β·L values, trajectory steps)
+    "tiny": (8, 60, (1.0, 100.0), (0.5, 6.0), 60),
+    "quick": (16, 200, (1.0, 10.0, 100.0), (0.25, 1.0, 2.0, 3.0, 3.5, 4.0, 6.0), 300),
+    "default": (32, 400, (1.0, 10.0, 100.0),
+                (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 3.5, 3.75, 4.0, 5.0, 8.0), 1500),
+    "full": (128, 2000, (1.0, 3.0, 10.0, 30.0, 100.0, 1000.0),
+             (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.25, 3.5, 3.75, 4.0, 4.5, 5.0, 8.0), 5000),
+}
+TRACE_POINTS = 80
+BAND = (0.1, 0.9)
+
+
+def cells(scale: str) -> list[dict]:
+    """Per start radius: one cell per step rule (adaptive, each constant β),
+    and one trajectory cell (``L(w_k)`` along adaptive iterates)."""
+    R, K, radii, betas, K_traj = _SCALES[scale]
+    base = {"family": FAMILY, "family_params": FAMILY_PARAMS, "alpha_L": ALPHA_L, "B": B, "seeds": R}
+    out = []
+    for r in radii:
+        out.append({**base, "kind": "run", "radius": r, "step": "adaptive", "beta_L": None, "budget": K})
+        out += [{**base, "kind": "run", "radius": r, "step": "constant", "beta_L": b, "budget": K} for b in betas]
+        out.append({**base, "kind": "trajectory", "radius": r, "step": "adaptive", "beta_L": None,
+                    "budget": K_traj})
+    return out
+
+
+def far_starts(family, radius: float, R: int, seed: int = 0, centre=None) -> np.ndarray:
+    """``R`` starts ``centre + radius·u_r``, ``u_r`` uniform on the unit sphere
+    (the same for every step rule at this radius); ``centre`` defaults to the
+    mean task centre ``c̄`` where the family has one, else 0."""
+    rng = np.random.default_rng([seed, int(round(radius * 1000))])
+    u = rng.standard_normal((R, family.d))
+    if centre is None:
+        centre = getattr(family, "c_bar", np.zeros(family.d))
+    return centre + radius * u / np.linalg.norm(u, axis=1, keepdims=True)
+
+
+def adaptive_trajectory(family, hyper: Hyper, w0: np.ndarray, steps: int, stride: int, root: int = 0):
+    """Iterates of ``hyper`` (stepped by ``outer_step``, all seeds at once)
+    every ``stride`` steps: ``(ks, W, betas)`` with ``W`` of shape
+    ``(len(ks), R, d)`` and ``betas[j]`` the step taken at ``ks[j]``
+    (NaN at the last point).  Seeds that leave ``‖w‖ ≤ 10⁸`` are frozen."""
+    c = family.constants()
+    L, rho = c.L.value, c.rho.value
+    hyper = hyper.resolved(c)
+    streams = SeedStreams(w0.shape[0], root)
+    w = np.array(w0, dtype=float)
+    ks, W, betas = [], [], []
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(steps + 1):
+            out = outer_step(family, w, hyper, L, rho, streams) if k < steps else None
+            if k % stride == 0 or out is None:
+                ks.append(k)
+                W.append(w.copy())
+                betas.append(np.full(w.shape[0], np.nan) if out is None else out.beta)
+            if out is None:
+                break
+            w_new = w - out.beta[:, None] * out.g
+            ok = np.linalg.norm(w_new, axis=-1) <= 1e8
+            w = np.where(ok[:, None], w_new, w)
+    return np.array(ks), np.stack(W), np.stack(betas)
+
+
+def _hyper(params: dict, c: dict) -> Hyper:
+    alpha = params["alpha_L"] / c["L"]
+    kw = dict(alpha=alpha, B=params["B"], D_h=bounds.D_h_min("maml", alpha, c["sigma_H"]))
+    if params["step"] == "constant":
+        return Hyper("maml", step="constant", beta=params["beta_L"] / c["L"], **kw)
+    return Hyper("maml", **kw)
+
+
+def compute(params: dict) -> pd.DataFrame:
+    """``kind="run"``: one row per seed (diverged, when, final ``‖∇F‖``, and for
+    the adaptive rule the range of ``β_k``); ``kind="trajectory"``: one row per
+    seed × recorded step (exact ``L(w_k)``, ``L̃ = 1/(12β_k)``, ``‖∇F(w_k)‖``)."""
+    fam = make_family(params["family"], **params["family_params"])
+    c = fam.constants().values()
+    hyper = _hyper(params, c)
+    W0 = far_starts(fam, params["radius"], params["seeds"])
+    K = params["budget"]
+    config = {"family": fam.name, **params["family_params"], **c, "alpha": hyper.alpha,
+              "alpha_L": params["alpha_L"], "B": hyper.B, "D_h": hyper.D_h, "kind": params["kind"],
+              "radius": params["radius"], "step": params["step"], "step_c": hyper.c,
+              "beta_L": np.nan if params["beta_L"] is None else params["beta_L"],
+              "beta": hyper.beta if hyper.beta is not None else np.nan, "budget": K,
+              "L_start_median": float(np.median(local_L(fam, W0, hyper.alpha))),
+              **conditions_note(c, hyper.resolved(c))}
+    if params["kind"] == "trajectory":
+        ks, W, betas = adaptive_trajectory(fam, hyper, W0, K, max(1, K // TRACE_POINTS))
+        R = W0.shape[0]
+        rows = pd.DataFrame({
+            "seed": np.tile(np.arange(R), len(ks)), "k": np.repeat(ks, R),
+            "L_w": local_L(fam, W, hyper.alpha).ravel(),
+            "L_tilde": 1.0 / (hyper.c * betas.ravel()),
+            "mean_task_grad_norm": mean_task_grad_norm(fam, W).ravel(),
+            "grad_norm": np.linalg.norm(grad_F(fam, W, hyper.alpha), axis=-1).ravel(),
+        })
+        return rows.assign(**config)
+    adaptive = params["step"] == "adaptive"
+    res = run(fam, hyper, [1e-300], seeds=params["seeds"], budget=K, w0=W0, stop_at_eps=False,
+              trace_stride=1 if adaptive else 0)
+    per_seed = res.table.groupby("seed").first().reset_index()
+    rows = pd.DataFrame({
+        "seed": per_seed.seed, "diverged": per_seed.diverged.astype(bool),
+        "diverged_at": per_seed.diverged_at.astype("Float64"),
+        "final_grad_norm": per_seed.final_grad_norm,
+        "start_grad_norm": np.linalg.norm(grad_F(fam, W0, hyper.alpha), axis=-1),
+    })
+    if adaptive:
+        b = res.trace.dropna(subset=["beta"]).groupby("seed").beta
+        rows = rows.assign(beta_min=b.min().reindex(rows.seed).values, beta_max=b.max().reindex(rows.seed).values)
+    return rows.assign(**config)
+
+
+# --- analysis (from the table alone) ---------------------------------------------
+def _runs(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table.kind == "run"]
+
+
+def _divergence(table: pd.DataFrame) -> pd.DataFrame:
+    """Per radius and constant β·L: fraction of seeds diverged, final ‖∇F‖ of the others."""
+    r = _runs(table)
+    r = r[r.step == "constant"]
+    g = r.groupby(["radius", "beta_L"])
+    out = g.diverged.agg(frac="mean", n="count").reset_index()
+    ok = r[~r.diverged.astype(bool)].groupby(["radius", "beta_L"]).final_grad_norm
+    stats_ = ok.agg(final="median", lo=lambda s: s.quantile(BAND[0]), hi=lambda s: s.quantile(BAND[1]))
+    return out.merge(stats_.reset_index(), on=["radius", "beta_L"], how="left")
+
+
+def _threshold(div: pd.DataFrame) -> tuple[float, float]:
+    """Smallest β·L with any diverged seed, and the fraction of seeds diverged
+    over all β at or above it (NaN, 0 when none diverged)."""
+    hit = div[div.frac > 0]
+    if hit.empty:
+        return float("nan"), 0.0
+    x = float(hit.beta_L.min())
+    above = div[div.beta_L >= x]
+    return x, float((above.frac * above.n).sum() / above.n.sum())
+
+
+def claims(table: pd.DataFrame) -> list[dict]:
+    """Adaptive rule never diverged; per radius, the smallest diverging constant
+    β and the share of seeds diverged at or above it; whether that threshold
+    moves with the start; the step-size lemma's moments of ``1/L̃`` along the
+    adaptive trajectories."""
+    rows = []
+    ad = _runs(table)[_runs(table).step == "adaptive"]
+    if len(ad):
+        n_div = int(ad.diverged.astype(bool).sum())
+        rows.append({"claim": f"adaptive rule β_k = 1/(12 L̃(w_k)) never diverged (starts at "
+                              f"r = {', '.join(f'{r:g}' for r in sorted(ad.radius.unique()))})",
+                     "measured": n_div, "bound": 0,
+                     "verdict": f"{'holds' if n_div == 0 else 'violated'}: {n_div}/{len(ad)} seeds diverged"})
+    div = _divergence(table)
+    thresholds = {}
+    for r, sub in div.groupby("radius"):
+        x, y = _threshold(sub)
+        thresholds[r] = x
+        safe = sub[sub.beta_L < x].beta_L.max() if np.isfinite(x) else sub.beta_L.max()
+        L0 = _runs(table)[_runs(table).radius == r].L_start_median.iloc[0]
+        rows.append({"claim": f"from r = {r:g} (L(w_0) ≈ {L0:.3g}): "
+                              f"constant β ≥ x/L diverged in y% of seeds (x = measured, y in verdict)",
+                     "measured": x, "bound": float(safe) if np.isfinite(safe) else float("nan"),
+                     "verdict": (f"diverges: {100 * y:.0f}% of seeds at β·L ≥ {x:g}; none at β·L ≤ {safe:g} "
+                                 f"(bound column)" if np.isfinite(x) else
+                                 f"no constant β up to β·L = {safe:g} diverged")})
+    finite = {r: x for r, x in thresholds.items() if np.isfinite(x)}
+    if len(thresholds) >= 2:
+        same = len(set(finite.values())) == 1 and len(finite) == len(thresholds)
+        rows.append({"claim": "the divergence threshold of a constant β moves with the start distance r",
+                     "measured": max(finite.values()) / min(finite.values()) if finite else float("nan"),
+                     "bound": 1.0,
+                     "verdict": ("no: the same threshold from every start (ratio largest/smallest = 1 on "
+                                 "this β grid)" if same else
+                                 "yes: " + ", ".join(f"r = {r:g}: β·L = {x:g}" for r, x in thresholds.items()))})
+    if len(ad) and finite and "beta_max" in ad:
+        bmax = float((ad.beta_max * ad.L).max())
+        rows.append({"claim": "largest adaptive step β_k·L against the smallest diverging constant β·L",
+                     "measured": bmax, "bound": min(finite.values()),
+                     "verdict": f"adaptive steps stay {min(finite.values()) / bmax:.0f}× below the threshold"})
+    tr = table[table.kind == "trajectory"].dropna(subset=["L_tilde"])
+    if len(tr):
+        q = tr.L_w / tr.L_tilde
+        m1, m2 = float(q.mean()), float((q ** 2).mean())
+        lo = bounds.step_inv_mean_lower(1.0)
+        hi = bounds.step_inv_sq_upper(1.0)
+        rows.append({"claim": "step-size lemma along adaptive trajectories: E[L(w)/L̃(w)] ≥ 0.8 (§3)",
+                     "measured": m1, "bound": lo, "verdict": f"{'holds' if m1 >= lo else 'violated'} "
+                                                             f"({len(q)} draws)"})
+        rows.append({"claim": "step-size lemma along adaptive trajectories: E[(L(w)/L̃(w))²] ≤ 3.125 (§3)",
+                     "measured": m2, "bound": hi, "verdict": f"{'holds' if m2 <= hi else 'violated'} "
+                                                             f"({len(q)} draws)"})
+        far = tr[tr.k == 0]
+        rows.append({"claim": "L(w) at the farthest start, in units of 4L (how far F is from globally smooth)",
+                     "measured": float(far.L_w.max() / (lit.SMOOTH_L_FACTOR * far.L.iloc[0])), "bound": 1.0,
+                     "verdict": "measured: L(w)/4L, exact"})
+    return rows
+
+
+# --- figures ------------------------------------------------------------------
+def plot(table: pd.DataFrame, outdir: Path) -> list[Path]:
+    """Divergence and final ‖∇F‖ against constant β; L(w_k) along adaptive trajectories."""
+    paths = []
+    div = _divergence(table)
+    runs = _runs(table)
+    ad = runs[runs.step == "adaptive"]
+    L = float(table.L.iloc[0])
+    radii = sorted(table.radius.unique())
+    color = {r: style.ALT[j % len(style.ALT)] for j, r in enumerate(radii)}
+    marker = {r: "os^vD"[j % 5] for j, r in enumerate(radii)}
+    if len(div):
+        fig, axes = style.figure(2, figsize=(11.5, 4.4))
+        for r in radii:
+            sub = div[div.radius == r].sort_values("beta_L")
+            style.measured_line(axes[0], sub.beta_L, 100 * sub.frac, color=color[r], marker=marker[r],
+                                fillstyle="none", label=f"constant β, start r = {r:g}")
+            ok = sub.dropna(subset=["final"])
+            style.measured_line(axes[1], ok.beta_L, ok.final, ok.lo, ok.hi, color=color[r],
+                                label=f"constant β, r = {r:g} (median, 10–90%)")
+            a = ad[ad.radius == r]
+            if len(a):
+                axes[1].axhline(a.final_grad_norm.median(), color=color[r], ls="-.", lw=1.2,
+                                label=f"adaptive, r = {r:g} (median)")
+        if len(ad) and "beta_max" in ad:
+            axes[0].axvspan((ad.beta_min * L).min(), (ad.beta_max * L).max(), color="0.6", alpha=0.3,
+                            label=f"adaptive β_k·L range: {int(ad.diverged.astype(bool).sum())} of "
+                                  f"{len(ad)} diverged")
+        cap = 1.0 / (lit.STEP_C["maml"] * lit.SMOOTH_L_FACTOR)
+        for ax in axes:
+            ax.axvline(cap, color=style.BOUND, ls="--", lw=1.4, label="β_k ≤ 1/(12·4L) (step-size rule, §3)")
+            ax.set(xscale="log", xlabel="step size β·L")
+        axes[0].set(ylabel="seeds diverged (%)", ylim=(-3, 103),
+                    title=f"divergence within {int(runs.budget.iloc[0])} steps ({runs.seed.nunique()} seeds per β)")
+        axes[1].set(yscale="log", ylabel="final ‖∇F(w_K)‖ of seeds not diverged",
+                    title="where the survivors end")
+        axes[0].legend(loc="center", fontsize=7.5)
+        axes[1].legend(loc="upper left", fontsize=7)
+        paths += style.save(fig, outdir, f"{NAME}_divergence")
+    tr = table[table.kind == "trajectory"]
+    if len(tr):
+        fig, ax = style.figure()
+        for r in radii:
+            sub = tr[tr.radius == r]
+            g = sub.groupby("k").L_w
+            q = g.quantile([BAND[0], BAND[1]]).unstack()
+            style.measured_line(ax, q.index, g.median(), q[BAND[0]], q[BAND[1]], color=color[r], marker=None,
+                                label=f"L(w_k) exact, r = {r:g} (median, 10–90%)")
+            est = sub.dropna(subset=["L_tilde"]).groupby("k").L_tilde.median()
+            ax.plot(est.index, est.values, ls="none", marker=".", ms=3, color=color[r], alpha=0.6,
+                    label=f"L̃(w_k) = 1/(12β_k), r = {r:g} (median)")
+        k = np.sort(tr.k.unique())
+        style.bound_line(ax, k, np.full(k.size, lit.SMOOTH_L_FACTOR * L), "4L: least value of L(w) (§3)")
+        ax.set(yscale="log", xlabel="iterations k (adaptive rule)",
+               ylabel="local smoothness L(w_k) = 4L + 2ρα E_i‖∇f_i(w_k)‖",
+               title="L(w_k) along adaptive trajectories")
+        ax.legend(fontsize=7)
+        paths += style.save(fig, outdir, f"{NAME}_local_L")
+    return paths
