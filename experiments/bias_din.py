@@ -46,7 +46,7 @@ from theory import literature as lit
 from theory.conditions import broken, check_conditions
 
 from . import style
-from .noise_floor import loglog_slope, stationary_point
+from .analysis import loglog_slope, stationary_point
 
 __all__ = ["NAME", "TITLE", "cells", "compute", "plot", "claims", "inner_noise_var", "expected_G",
            "exact_bias", "bias_bound_A3"]

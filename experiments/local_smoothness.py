@@ -42,7 +42,7 @@ from theory import bounds
 from theory import literature as lit
 
 from . import style
-from .maml_variants import fit_line, stationary_point
+from .analysis import CI, fit_line, stationary_point
 from .step_sizes import adaptive_trajectory, far_starts
 
 __all__ = ["NAME", "TITLE", "cells", "compute", "plot", "claims", "local_ratios"]
@@ -59,7 +59,6 @@ H_REL = 1e-5             # ‖u − w‖ = H_REL·max(1, ‖w‖)
 N_RANDOM = 4             # random unit directions per point (the largest ratio is kept)
 N_POWER = 12             # power iterations for the top direction of ∇²F(w)
 FD_RTOL = 1e-4           # relative slack for finite-difference rounding in the verdicts
-CI = 0.95
 _SCALES = {  # scale: (random points, trajectory seeds, trajectory steps, points per trajectory)
     "tiny": (60, 4, 40, 10),
     "quick": (300, 8, 200, 20),
@@ -184,7 +183,8 @@ def claims(table: pd.DataFrame) -> list[dict]:
                               f"power direction)",
                      "measured": rs, "bound": 0.0,
                      "verdict": f"{trend} (95% CI [{lo:.3f}, {hi:.3f}], {len(p)} points)"})
-        s, s_lo, s_hi, _ = fit_line(p.mean_task_grad_norm, p.ratio1)
+        f = fit_line(p.mean_task_grad_norm, p.ratio1)
+        s, s_lo, s_hi = f["slope"], f["lo"], f["hi"]
         slope_bound = lit.SMOOTH_RHO_FACTOR * float(p.rho.iloc[0]) * float(p.alpha.iloc[0])
         rows.append({"claim": f"{fam}: slope of the first-order ratio in E_i‖∇f_i(w)‖ (OLS) against the "
                               f"bound's slope 2ρα",

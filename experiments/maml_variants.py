@@ -42,22 +42,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
-from scipy.optimize import minimize
 
 from algorithms.hyper import Hyper
-from algorithms.objective import F, grad_F, inner_points
+from algorithms.objective import grad_F, inner_points
 from algorithms.runner import run
 from algorithms.steps import ORACLE_CALLS, outer_step
 from algorithms.streams import SeedStreams
 from problems import make_family
 from theory import bounds
 from theory import literature as lit
-from theory.conditions import broken, check_conditions
 
 from . import style
+from .analysis import CI, conditions_note, fit_line, stationary_point
 
-__all__ = ["NAME", "TITLE", "cells", "compute", "plot", "claims", "stationary_point",
-           "dissimilarity", "fit_line", "conditions_note"]
+__all__ = ["NAME", "TITLE", "cells", "compute", "plot", "claims",
+           "dissimilarity"]
 
 NAME = "maml_variants"
 TITLE = "MAML vs FO-MAML vs HF-MAML: floors against σ and α, and the cost of a step"
@@ -72,7 +71,6 @@ SPREAD_ALPHA = 0.4                             # the α sweep at this spread
 D_BATCH = 1                                    # D_in = D_o = 1 (D_h: the theorem's minimum)
 STEP_C = lit.STEP_C["maml"]                    # one step rule for all three: β_k = 1/(12 L̃(w_k))
 BAND = (0.1, 0.9)                              # seed band: quantiles of the per-seed plateaus
-CI = 0.95
 ZERO_FRACTION = 0.05                           # "→ 0": below this fraction of the floor at the largest σ
 TIMING_STEPS = 20                              # outer steps timed alone for the cost table
 _SCALES = {  # scale: (seeds, tasks per step B, steps K, start offset r₀, spreads, αL values)
@@ -100,14 +98,6 @@ def cells(scale: str) -> list[dict]:
 
 
 # --- helpers shared with step_sizes and local_smoothness ----------------------------
-def stationary_point(family, alpha: float, w0=None) -> np.ndarray:
-    """A stationary point of the exact MAML objective (1), by BFGS (from 0 by default)."""
-    w0 = np.zeros(family.d) if w0 is None else np.asarray(w0, float)
-    res = minimize(lambda w: float(F(family, w, alpha)), w0, jac=lambda w: grad_F(family, w, alpha),
-                   method="BFGS", options={"gtol": 1e-12, "maxiter": 10_000})
-    return res.x
-
-
 def dissimilarity(family, w) -> np.ndarray:
     """Task dissimilarity at ``w``: ``(Σ_i p_i ‖∇f_i(w) − ∇f(w)‖²)^½`` (A4's
     quantity before the supremum, THEORY.md §2), exact over the tasks."""
@@ -116,24 +106,7 @@ def dissimilarity(family, w) -> np.ndarray:
     return np.sqrt(np.sum(dev ** 2, axis=-1) @ family.p)
 
 
-def fit_line(x, y, level: float = CI) -> tuple[float, float, float, float]:
-    """OLS slope of ``y`` on ``x``: ``(slope, lo, hi, stderr)`` with the
-    two-sided ``level`` t-interval (NaN interval with fewer than three points)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    fit = stats.linregress(x, y)
-    if x.size < 3:
-        return float(fit.slope), float("nan"), float("nan"), float("nan")
-    half = stats.t.ppf(0.5 + level / 2, x.size - 2) * fit.stderr
-    return float(fit.slope), float(fit.slope - half), float(fit.slope + half), float(fit.stderr)
 
-
-def conditions_note(constants, hyper) -> dict:
-    """``conditions_hold`` and ``broken`` (names joined by ``;``) of the run's theorem."""
-    bad = broken(check_conditions(constants, hyper))
-    return {"conditions_hold": not bad, "broken": ";".join(bad) or "none"}
-
-
-# --- one cell -------------------------------------------------------------------
 def _step_ms(family, w, hyper, c: dict, steps: int) -> float:
     """Wall time of one outer step (direction and step size, all seeds), in ms."""
     streams = SeedStreams(w.shape[0], root=1)
@@ -222,7 +195,8 @@ def _per_seed(table: pd.DataFrame, sweep: str, alg: str) -> pd.DataFrame:
 def _slope_claim(table, sweep: str, alg: str, x: str, what: str, where: str, bound: float,
                  bound_text: str) -> dict:
     p = _per_seed(table, sweep, alg)
-    s, lo, hi, _ = fit_line(p[x], p.grad_norm)
+    f = fit_line(p[x], p.grad_norm)
+    s, lo, hi = f["slope"], f["lo"], f["hi"]
     if np.isnan(lo):
         verdict = f"slope {s:.3g}: too few points for a CI"
     else:
@@ -244,8 +218,8 @@ def claims(table: pd.DataFrame) -> list[dict]:
         rows.append(_slope_claim(table, "sigma", "fomaml", "sigma_local", "σ(w*)", f"αL = {aL:g}", aL, "αL"))
         p_fo, p_m = _per_seed(table, "sigma", "fomaml"), _per_seed(table, "sigma", "maml")
         if len(p_m):
-            s1, _, _, e1 = fit_line(p_fo.sigma_local, p_fo.grad_norm)
-            s2, _, _, e2 = fit_line(p_m.sigma_local, p_m.grad_norm)
+            f1, f2 = fit_line(p_fo.sigma_local, p_fo.grad_norm), fit_line(p_m.sigma_local, p_m.grad_norm)
+            s1, e1, s2, e2 = f1["slope"], f1["stderr"], f2["slope"], f2["stderr"]
             ds, se = s1 - s2, np.hypot(e1, e2)
             dof = len(p_fo) + len(p_m) - 4
             if np.isfinite(se) and dof > 0:
@@ -324,7 +298,8 @@ def _fit_overlay(ax, table: pd.DataFrame, sweep: str, x: str) -> None:
     p = _per_seed(table, sweep, "fomaml")
     if p[x].nunique() < 2:
         return
-    s, lo, hi, _ = fit_line(p[x], p.grad_norm)
+    f = fit_line(p[x], p.grad_norm)
+    s, lo, hi = f["slope"], f["lo"], f["hi"]
     xs = np.sort(p[x].unique())
     icpt = p.grad_norm.mean() - s * p[x].mean()
     ci = f", 95% CI [{lo:.2g}, {hi:.2g}]" if np.isfinite(lo) else ""

@@ -32,10 +32,8 @@ import matplotlib
 import numpy as np
 import pandas as pd
 from scipy import stats
-from scipy.optimize import minimize
 
 from algorithms.hyper import Hyper
-from algorithms.objective import F, grad_F
 from algorithms.runner import run
 from problems import make_family
 from theory import bounds
@@ -43,8 +41,9 @@ from theory import literature as lit
 from theory.conditions import broken, check_conditions
 
 from . import style
+from .analysis import CI, loglog_slope, stationary_point
 
-__all__ = ["NAME", "TITLE", "cells", "compute", "plot", "claims", "loglog_slope", "stationary_point"]
+__all__ = ["NAME", "TITLE", "cells", "compute", "plot", "claims"]
 
 NAME = "noise_floor"
 TITLE = "Noise floor: the plateau of E‖∇F(w_k)‖ against the theorem's floor"
@@ -66,7 +65,6 @@ _SCALES = {  # scale: (seeds, outer steps, sweep values)
 }
 TRACE_POINTS = 50        # iterations stored per seed for the trajectory figure
 BAND = (0.1, 0.9)        # seed band: quantiles of the per-seed plateaus
-CI = 0.95
 
 
 def cells(scale: str) -> list[dict]:
@@ -82,13 +80,6 @@ def cells(scale: str) -> list[dict]:
     return [{"family": FAMILY, "family_params": FAMILY_PARAMS, "alpha_L": lit.ALPHA_MAX_LD["maml"],
              "B": B, "D_in": D_in, "D_o": D_o, "sweeps": ",".join(sw), "seeds": R, "budget": K}
             for (B, D_in, D_o), sw in configs.items()]
-
-
-def stationary_point(family, alpha: float) -> np.ndarray:
-    """A local minimiser of the exact MAML objective (1), by BFGS from ``w_0 = 0``."""
-    res = minimize(lambda w: float(F(family, w, alpha)), np.zeros(family.d),
-                   jac=lambda w: grad_F(family, w, alpha), method="BFGS", options={"gtol": 1e-10})
-    return res.x
 
 
 def compute(params: dict) -> pd.DataFrame:
@@ -125,17 +116,6 @@ def compute(params: dict) -> pd.DataFrame:
 
 
 # --- analysis (from the table alone) ---------------------------------------------
-def loglog_slope(x, y, level: float = CI) -> tuple[float, float, float]:
-    """OLS slope of ``log y`` on ``log x`` with its two-sided ``level`` t-interval
-    (NaN interval with fewer than three points)."""
-    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
-    fit = stats.linregress(lx, ly)
-    if lx.size < 3:
-        return float(fit.slope), float("nan"), float("nan")
-    half = stats.t.ppf(0.5 + level / 2, lx.size - 2) * fit.stderr
-    return float(fit.slope), float(fit.slope - half), float(fit.slope + half)
-
-
 def _plateaus(table: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration: seed-mean plateau, its CI and seed band, S, floor."""
     p = table[table.kind == "plateau"]

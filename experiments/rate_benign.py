@@ -33,7 +33,7 @@ from theory import literature as lit
 from theory.conditions import broken, check_conditions
 
 from . import style
-from .rate_hard_chain import fit_line
+from .analysis import fit_line
 
 __all__ = ["NAME", "TITLE", "cells", "compute", "plot", "claims"]
 

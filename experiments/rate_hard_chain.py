@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from matplotlib import ticker
 from scipy.special import ndtr
 
@@ -49,8 +48,9 @@ from theory import literature as lit
 from theory.conditions import broken, check_conditions
 
 from . import style
+from .analysis import fit_line
 
-__all__ = ["NAME", "TITLE", "cells", "compute", "plot", "claims", "fit_line", "eps_for_length"]
+__all__ = ["NAME", "TITLE", "cells", "compute", "plot", "claims", "eps_for_length"]
 
 NAME = "rate_hard_chain"
 TITLE = "The rate is tight: iterations to ‖∇F‖ ≤ ε on the hard chain, between the lower bound and (14)"
@@ -60,7 +60,6 @@ DELTA = 1.0                                  # the fixed budget Δ of the chain 
 ALPHA_L = lit.ALPHA_MAX_LD["maml"]           # α = 1/(6L), the largest the theorem allows
 BETA_L = 0.2                                 # constant step β = 1/(5L)
 B_TASKS = lit.B_MIN                          # stochastic MAML: B = 20 tasks per step
-CI = 0.95
 
 # chain lengths T(ε′) per scale and series; ε follows from T (``eps_for_length``)
 _SCALES = {
@@ -225,17 +224,6 @@ def compute(params: dict) -> pd.DataFrame:
 
 
 # --- fits -----------------------------------------------------------------------
-def fit_line(x, y, level: float = CI) -> dict:
-    """Least squares ``y ≈ intercept + slope·x`` with a two-sided t-interval of
-    the slope (``n − 2`` degrees of freedom; NaN bounds below three points)."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    n = x.size
-    fit = stats.linregress(x, y)
-    half = (stats.t.ppf(0.5 + level / 2, n - 2) * fit.stderr) if n >= 3 else np.nan
-    return {"slope": fit.slope, "lo": fit.slope - half, "hi": fit.slope + half,
-            "intercept": fit.intercept, "r2": fit.rvalue ** 2, "n": n}
-
-
 def _reached(table: pd.DataFrame, series: str) -> pd.DataFrame:
     sub = table[(table.series == series) & table.first_k.notna()].sort_values("eps")
     return sub.assign(first_k=sub.first_k.astype(float))

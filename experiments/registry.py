@@ -33,7 +33,6 @@ def configure(p) -> None:
 
 
 def main(args) -> int:
-    from .cells import cell_key  # noqa: F401  (keeps the import graph honest)
     for m in experiments():
         print(f"{m.NAME:18s} {m.TITLE}")
         for scale in ("quick", "default", "full"):

@@ -8,7 +8,6 @@ average, and how many seeds diverged.  ``--out`` writes the per-seed table.
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 
 import numpy as np

@@ -349,7 +349,7 @@ class HardChain(TaskFamily):
         rho_chain = rho_bar * self._c / self.lam ** 3
         L_i = self.L + (self.sigma / self.mu) * s_max
         rho_i = rho_chain + (self.sigma / self.mu ** 2) * s_max
-        tilt_note = (f" + (σ/μ) max_j|s_ij| (tilt Hessian)" if self.tilt > 0 else "")
+        tilt_note = (" + (σ/μ) max_j|s_ij| (tilt Hessian)" if self.tilt > 0 else "")
         return Constants(
             L=Constant(float(L_i.max()), False,
                        f"∇²f = (L/152)∇²f̄_T(x/λ) and ∇f̄_T is {CHAIN_GRAD_LIP:g}-Lipschitz "

@@ -3,7 +3,6 @@ MAML for a few seeds and logs that it was computed (to count recomputation)."""
 import os
 
 import numpy as np
-import pandas as pd
 
 from algorithms.hyper import Hyper
 from algorithms.runner import run

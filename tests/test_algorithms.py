@@ -6,9 +6,9 @@ import pytest
 from scipy import stats
 
 from algorithms.hyper import Hyper
-from algorithms.objective import F, G_i, grad_F
+from algorithms.objective import G_i, grad_F
 from algorithms.runner import run
-from algorithms.steps import direction, outer_step
+from algorithms.steps import direction
 from algorithms.streams import SeedStreams
 from problems.base import Constant, Constants, TaskFamily, check_probabilities
 from problems.cosine_quadratic import CosineQuadratic

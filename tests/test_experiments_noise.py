@@ -6,6 +6,7 @@ import pytest
 from scipy.stats import norm
 
 from algorithms.objective import G_i, grad_F
+from experiments import analysis
 from experiments import bias_din, noise_floor
 from problems import make_family
 
@@ -61,7 +62,7 @@ def test_bias_plot_and_claims(bias_table, tmp_path):
 
 def test_loglog_slope_recovers_power():
     x = np.array([1.0, 10.0, 100.0, 1000.0])
-    s, lo, hi = noise_floor.loglog_slope(x, 3 * x ** -0.5 * (1 + 0.01 * np.array([1, -1, 1, -1])))
+    s, lo, hi = analysis.loglog_slope(x, 3 * x ** -0.5 * (1 + 0.01 * np.array([1, -1, 1, -1])))
     assert lo < -0.5 < hi and abs(s + 0.5) < 0.01
 
 

@@ -7,7 +7,8 @@ import pytest
 
 from algorithms.objective import grad_F, grad_F_by_tasks
 from experiments import rate_benign, rate_hard_chain
-from experiments.rate_hard_chain import _FusedChain, eps_for_length, fit_line
+from experiments.analysis import fit_line
+from experiments.rate_hard_chain import _FusedChain, eps_for_length
 from problems.hard_chain import HardChain
 from theory import bounds
 
