@@ -45,7 +45,7 @@ from theory import bounds
 from theory import literature as lit
 
 from . import style
-from .maml_variants import conditions_note
+from .analysis import conditions_note
 
 __all__ = ["NAME", "TITLE", "cells", "compute", "plot", "claims", "far_starts", "adaptive_trajectory"]
 
