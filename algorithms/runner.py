@@ -7,7 +7,8 @@ about ``E‖∇F(w_k)‖``).  ``F(w_k)`` and ``β_k`` go into a trace at a strid
 A seed whose iterate turns non-finite or leaves the ball ``‖w‖ ≤
 divergence_bound`` is marked diverged at that iteration and frozen; the
 others go on.  Ctrl-C ends the loop early and returns what was computed,
-flagged ``interrupted``.
+flagged ``interrupted``.  Steps go through the families' fast paths
+(``outer_step(..., fast=True)``: same laws, fewer draws; see ``steps``).
 """
 from __future__ import annotations
 
@@ -74,6 +75,12 @@ class _Progress:
             sys.stderr.write("\n")
 
 
+def _norm(x: np.ndarray) -> np.ndarray:
+    """``np.linalg.norm(x, axis=-1)`` for real ``x``, bit for bit (the same
+    ``sqrt(add.reduce(x·x))``), without its dispatch overhead."""
+    return np.sqrt(np.add.reduce(x * x, axis=-1))
+
+
 def _first_hits(first: np.ndarray, values: np.ndarray, eps: np.ndarray, k: int) -> np.ndarray:
     """Set ``first[..., e] = k`` where ``values ≤ eps[e]`` for the first time."""
     return np.where((first < 0) & (values[..., None] <= eps), k, first)
@@ -117,31 +124,50 @@ def run(family: TaskFamily, hyper: Hyper, eps: Sequence[float], *, seeds: int | 
     bar = _Progress(progress, budget)
     interrupted = False
     k = 0
-    gn = np.linalg.norm(grad_F(family, w, hyper.alpha), axis=-1)
+    exact = hyper.algorithm == "exact"
+    g_F = grad_F(family, w, hyper.alpha)
+    gn = _norm(g_F)
+    all_alive = True                    # no seed has diverged: the masks below are no-ops
+    eps_max = eps[0]
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             while True:
-                mean_gn = float(gn[alive].mean()) if alive.any() else float("nan")
+                # (the hot loop: each branch below only skips work whose result is known)
+                if all_alive:
+                    mean_gn = float(np.add.reduce(gn)) / R          # gn.mean(), bit for bit
+                    if np.fmin.reduce(gn) <= eps_max:               # some seed (not NaN) may hit an ε
+                        first = _first_hits(first, gn, eps, k)
+                else:
+                    mean_gn = float(gn[alive].mean()) if alive.any() else float("nan")
+                    first = _first_hits(first, np.where(alive, gn, np.inf), eps, k)
                 mean_curve.append(mean_gn)
-                first = _first_hits(first, np.where(alive, gn, np.inf), eps, k)
-                mean_first = _first_hits(mean_first, np.asarray(mean_gn), eps, k)
-                done = k >= budget or not alive.any() or (
+                if mean_gn <= eps_max:
+                    mean_first = _first_hits(mean_first, np.asarray(mean_gn), eps, k)
+                done = k >= budget or (not all_alive and not alive.any()) or (
                     stop_at_eps and mean_first[-1] >= 0 and np.all(first[alive, -1] >= 0))
                 if done:
                     if trace_stride:
                         trace_rows.append((k, w.copy(), gn, np.full(R, np.nan)))
                     break
-                out = outer_step(family, w, hyper, L, rho, streams)
+                out = outer_step(family, w, hyper, L, rho, streams, fast=True, grad=g_F if exact else None)
                 if trace_stride and k % trace_stride == 0:
                     trace_rows.append((k, w.copy(), gn, out.beta))
                 w_new = w - out.beta[:, None] * out.g
-                bad = alive & ~(np.linalg.norm(w_new, axis=-1) <= divergence_bound)
-                diverged_at[bad] = k + 1
-                alive &= ~bad
-                w = np.where(alive[:, None], w_new, w)
+                norm_new = _norm(w_new)
+                if not np.maximum.reduce(norm_new) <= divergence_bound:   # some seed is out or NaN
+                    bad = ~(norm_new <= divergence_bound)
+                    if not all_alive:
+                        bad &= alive
+                    if bad.any():
+                        diverged_at[bad] = k + 1
+                        alive &= ~bad
+                        all_alive = False
+                w = w_new if all_alive else np.where(alive[:, None], w_new, w)
                 k += 1
-                gn = np.linalg.norm(grad_F(family, w, hyper.alpha), axis=-1)
-                bar.update(k, int(np.sum(first[alive, -1] >= 0)), R, mean_gn)
+                g_F = grad_F(family, w, hyper.alpha)
+                gn = _norm(g_F)
+                if progress:
+                    bar.update(k, int(np.sum(first[alive, -1] >= 0)), R, mean_gn)
     except KeyboardInterrupt:
         interrupted = True
     bar.close()

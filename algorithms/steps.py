@@ -11,6 +11,12 @@ one call evaluates ``R × B`` stochastic meta-gradients with no Python loop.
   never above it).
 * exact: the direction is ``∇F(w)`` of (5) (infinite batches).
 
+Fast paths (``fast=True``, what the runner uses): a family may offer
+``batched_direction`` / ``batched_step`` (cosine-quadratic with diagonal ``A``
+does), drawing the same estimator in law with fewer random numbers; the
+default, ``fast=False``, is the generic construction from the oracles that
+the tests hold as the reference.
+
 Step sizes: ``β_k = 1/(c·L̃(w_k))`` (THEORY.md §3) with
 ``L̃(w) = 4L + 2ρα (1/B′) Σ_{j∈B′} ‖∇̃f_j(w, D_β)‖`` on a batch independent of
 the update's; exact mode uses the exact ``L(w)``.  Or a constant ``β``.
@@ -64,39 +70,83 @@ def _task_directions(family: TaskFamily, w: np.ndarray, tasks: np.ndarray, hyper
     return v - alpha * d
 
 
-def estimate_L_tilde(family: TaskFamily, w: np.ndarray, hyper: Hyper, L: float, rho: float, rng) -> np.ndarray:
+def _L_tilde(L: float, rho: float, alpha: float, mean_norm: np.ndarray) -> np.ndarray:
+    """``4L + 2ρα·mean_norm``: the estimate of THEORY.md §3 from ``(1/B′) Σ_j ‖∇̃f_j‖``."""
+    return lit.SMOOTH_L_FACTOR * L + (lit.SMOOTH_RHO_FACTOR * rho * alpha) * mean_norm
+
+
+def estimate_L_tilde(family: TaskFamily, w: np.ndarray, hyper: Hyper, L: float, rho: float, rng, *,
+                     fast: bool = False) -> np.ndarray:
     """``L̃(w) = 4L + 2ρα (1/B′) Σ_j ‖∇̃f_j(w, D_β)‖`` on an independent batch
-    (THEORY.md §3, step-size lemma); no draws are consumed when ``ρα = 0``."""
-    base = lit.SMOOTH_L_FACTOR * L
+    (THEORY.md §3, step-size lemma); no draws are consumed when ``ρα = 0``.
+    ``fast=True`` takes the norms from the family's ``batched_grad_norm``
+    where it has one (same law, other draws)."""
     if rho * hyper.alpha == 0:
-        return np.full(w.shape[0], base)
+        return np.full(w.shape[0], lit.SMOOTH_L_FACTOR * L)
     tasks = family.draw_tasks((w.shape[0], hyper.B_prime), rng)
-    g = family.sample_grad(w[:, None, :], tasks, hyper.D_beta, rng)
-    return base + lit.SMOOTH_RHO_FACTOR * rho * hyper.alpha * np.linalg.norm(g, axis=-1).mean(axis=1)
+    norms = getattr(family, "batched_grad_norm", None) if fast else None
+    if norms is not None:
+        g_norm = norms(w, tasks, hyper.D_beta, rng)
+    else:
+        g_norm = np.linalg.norm(family.sample_grad(w[:, None, :], tasks, hyper.D_beta, rng), axis=-1)
+    return _L_tilde(L, rho, hyper.alpha, g_norm.mean(axis=1))
 
 
-def step_size(family: TaskFamily, w: np.ndarray, hyper: Hyper, L: float, rho: float, rng) -> np.ndarray:
+def step_size(family: TaskFamily, w: np.ndarray, hyper: Hyper, L: float, rho: float, rng, *,
+              fast: bool = False) -> np.ndarray:
     """``β_k`` per seed: constant, or ``1/(c·L̃(w_k))`` (exact ``L(w_k)`` in exact mode)."""
     if hyper.step == "constant":
         return np.full(w.shape[0], hyper.beta)
     if hyper.algorithm == "exact":
         return 1.0 / (hyper.c * local_L(family, w, hyper.alpha, L, rho))
-    return 1.0 / (hyper.c * estimate_L_tilde(family, w, hyper, L, rho, rng))
+    return 1.0 / (hyper.c * estimate_L_tilde(family, w, hyper, L, rho, rng, fast=fast))
 
 
-def direction(family: TaskFamily, w: np.ndarray, hyper: Hyper, rho: float, rng) -> np.ndarray:
-    """The update direction ``(1/B) Σ_{i∈B_k} G_i(w_k)`` of (3) per seed, ``(R, d)``."""
+def _has_fast_direction(family: TaskFamily, algorithm: str) -> bool:
+    supports = getattr(family, "batched_direction_supports", None)
+    return supports is not None and bool(supports(algorithm))
+
+
+def _delta_rule(hyper: Hyper, rho: float):
+    """HF-MAML's ``δ(‖v‖)`` for the fast paths (``None`` for the other algorithms)."""
+    if hyper.algorithm != "hfmaml":
+        return None
+    return lambda v_norm: hf_delta(rho, hyper.alpha, v_norm, hyper.delta_cap)
+
+
+def direction(family: TaskFamily, w: np.ndarray, hyper: Hyper, rho: float, rng, *,
+              fast: bool = False, grad: np.ndarray | None = None) -> np.ndarray:
+    """The update direction ``(1/B) Σ_{i∈B_k} G_i(w_k)`` of (3) per seed, ``(R, d)``.
+
+    ``fast=True`` uses the family's ``batched_direction`` where it serves the
+    algorithm: equal in law to the generic path (the family's docstring
+    derives it; ``tests/test_fast_paths.py`` checks mean and variance) but on
+    other draws, so not equal draw for draw.  The default is the generic
+    path, built from the oracles draw by draw, which the tests treat as the
+    reference.  ``grad``: ``∇F(w)`` if the caller has it (exact mode only).
+    """
     if hyper.algorithm == "exact":
-        return grad_F(family, w, hyper.alpha)
+        return grad_F(family, w, hyper.alpha) if grad is None else grad
     tasks = family.draw_tasks((w.shape[0], hyper.B), rng)
+    if fast and _has_fast_direction(family, hyper.algorithm):
+        return family.batched_direction(w, tasks, hyper, rng, delta=_delta_rule(hyper, rho))
     return _task_directions(family, w, tasks, hyper, rho, rng).mean(axis=1)
 
 
-def outer_step(family: TaskFamily, w: np.ndarray, hyper: Hyper, L: float, rho: float, rng) -> StepOut:
+def outer_step(family: TaskFamily, w: np.ndarray, hyper: Hyper, L: float, rho: float, rng, *,
+               fast: bool = False, grad: np.ndarray | None = None) -> StepOut:
     """One outer step's direction and step size; ``w_{k+1} = w_k − β_k g``.  The
-    step size is drawn first, on its own batch, so it is independent of ``g``."""
-    beta = step_size(family, w, hyper, L, rho, rng)
-    return StepOut(direction(family, w, hyper, rho, rng), beta)
+    step size is drawn first, on its own batch, so it is independent of ``g``.
+    ``fast`` and ``grad`` as in ``direction``; with ``fast`` and the adaptive
+    rule, a family with ``batched_step`` draws both at once (the ``L̃`` batch
+    still its own, independent of the direction's)."""
+    if (fast and hyper.step == "adaptive" and rho * hyper.alpha != 0 and hyper.B_prime is not None
+            and hyper.D_beta is not None and _has_fast_direction(family, hyper.algorithm)
+            and hasattr(family, "batched_step")):
+        g, mean_norm = family.batched_step(w, hyper, rng, delta=_delta_rule(hyper, rho))
+        return StepOut(g, 1.0 / (hyper.c * _L_tilde(L, rho, hyper.alpha, mean_norm)))
+    beta = step_size(family, w, hyper, L, rho, rng, fast=fast)
+    return StepOut(direction(family, w, hyper, rho, rng, fast=fast, grad=grad), beta)
 
 
 # Gradient-oracle calls per sampled task and step, for cost tables: MAML's

@@ -1,0 +1,189 @@
+"""``python -m experiments bench [--json] [--quick]``: seed-iterations per second.
+
+Runs a fixed set of configurations through ``algorithms.runner.run`` (the
+same hot loop every experiment uses, with the exact ``‖∇F(w_k)‖`` (5)
+evaluated for every seed at every iteration) for a fixed number of outer steps
+(``eps`` is tiny and ``stop_at_eps`` off, so every run spends its whole
+budget), and reports ``R × iterations / seconds``.  Each configuration is run
+once to warm up, then timed with ``time.perf_counter`` over a few repeats; the
+*best* repeat is reported (the least disturbed by whatever else the machine
+does), with the process CPU time of that repeat (``cpu_s``).  Where a
+configuration is also run with ``R = 1`` the table shows the speed-up from
+batching seeds.
+
+Reference configuration: ``cosine-quadratic``, ``d = 20``, ``M = 50``,
+diagonal ``A``, MAML with ``B = 10``, ``D_in = D_o = D_h = 1``, ``R = 64``
+seeds, ``α`` the theorem's largest (``1/(6L)``; FO-MAML ``1/(10L)``),
+adaptive step ``β_k = 1/(c·L̃(w_k))`` with the theorem's ``B′``, ``D_β``.
+By default the seed streams refill their blocks in a background thread
+(``algorithms.streams.PREFETCH``), which uses a second core when there is one;
+the ``1 core`` row turns that off (same numbers drawn, one thread).
+
+``--json`` prints one JSON object per line per configuration: its parameters
+and ``seed_iterations_per_s``.  Speed is measured here and never asserted by
+the tests.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from algorithms import streams
+from algorithms.hyper import Hyper
+from algorithms.runner import run
+from problems import FAMILIES, make_family
+from theory import literature as lit
+
+__all__ = ["Config", "CONFIGS", "configs", "measure", "bench", "configure", "main"]
+
+TINY_EPS = 1e-300          # never reached: every run spends its whole budget
+
+
+@dataclass(frozen=True)
+class Config:
+    """One benchmarked configuration: family and its parameters, the ``Hyper``
+    fields that differ from the reference (MAML, ``B = 10``, ``D = 1``), seeds,
+    budget; ``α`` is always the theorem's largest for the algorithm."""
+
+    name: str
+    family: str
+    params: dict[str, Any] = field(default_factory=dict)
+    hyper: dict[str, Any] = field(default_factory=dict)
+    R: int = 64
+    budget: int = 1000
+    pair: str | None = None      # name of the configuration this one is the R = 1 twin of
+    prefetch: bool = True        # streams refilled by a background thread (False: one core only)
+
+
+_REF = {"d": 20, "M": 50}
+_D100 = {"d": 100, "M": 50}
+CONFIGS: tuple[Config, ...] = (
+    Config("reference", "cosine-quadratic", _REF, budget=2000),
+    Config("reference R=1", "cosine-quadratic", _REF, R=1, budget=1000, pair="reference"),
+    Config("reference 1 core", "cosine-quadratic", _REF, budget=1000, prefetch=False),
+    Config("d=100 B=20", "cosine-quadratic", _D100, {"B": 20}, budget=200),
+    Config("d=100 B=20 R=1", "cosine-quadratic", _D100, {"B": 20}, R=1, budget=300, pair="d=100 B=20"),
+    Config("fomaml", "cosine-quadratic", _REF, {"algorithm": "fomaml"}, budget=1000),
+    Config("hfmaml", "cosine-quadratic", _REF, {"algorithm": "hfmaml"}, budget=600),
+    Config("exact", "cosine-quadratic", _REF, {"algorithm": "exact"}, budget=1000),
+    Config("robust-regression", "robust-regression", {"d": 20, "M": 50, "N": 50}, budget=100),
+    Config("hard-chain", "hard-chain", {"M": 10, "tilt": 1.0}, budget=150),
+)
+
+
+def configs(quick: bool = False, budget: int | None = None) -> list[Config]:
+    """The configurations whose family is registered; ``quick`` divides each
+    budget by 10, ``budget`` replaces them all."""
+    out = []
+    for c in CONFIGS:
+        if c.family not in FAMILIES:
+            continue                          # a family not registered here is not benchmarked
+        b = budget if budget is not None else (max(10, c.budget // 10) if quick else c.budget)
+        out.append(Config(**{**c.__dict__, "budget": b}))
+    return out
+
+
+def _setup(c: Config):
+    fam = make_family(c.family, **c.params)
+    kw = {"algorithm": "maml", "B": 10, "D_in": 1, "D_o": 1, "D_h": 1, **c.hyper}
+    alpha = lit.ALPHA_MAX_LD.get(kw["algorithm"], lit.ALPHA_MAX_LD["maml"]) / fam.constants().L.value
+    return fam, Hyper(alpha=alpha, **kw)
+
+
+def measure(c: Config, repeats: int = 3, warmup: int = 20) -> dict[str, Any]:
+    """Time ``c`` (best of ``repeats`` after one warm-up run of ``warmup``
+    steps) and return one row: its parameters and ``seed_iterations_per_s``."""
+    fam, hyper = _setup(c)
+    default = getattr(streams, "PREFETCH", None)
+    if default is not None:
+        streams.PREFETCH = c.prefetch
+    prefetch = default is not None and c.prefetch and c.R >= streams.PREFETCH_MIN_SEEDS
+    try:
+        run(fam, hyper, [TINY_EPS], seeds=c.R, budget=min(warmup, c.budget), stop_at_eps=False)
+        best, cpu, iterations = np.inf, np.inf, 0
+        for _ in range(max(1, repeats)):
+            t0, c0 = time.perf_counter(), time.process_time()
+            res = run(fam, hyper, [TINY_EPS], seeds=c.R, budget=c.budget, stop_at_eps=False)
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
+            if dt < best:
+                best, cpu, iterations = dt, dc, res.iterations
+    finally:
+        if default is not None:
+            streams.PREFETCH = default
+    return {
+        "name": c.name, "family": c.family, **{k: v for k, v in fam.describe().items() if k != "family"},
+        **{k: getattr(hyper, k) for k in ("algorithm", "alpha", "B", "D_in", "D_o", "D_h")},
+        "R": c.R, "prefetch": prefetch, "budget": c.budget, "iterations": iterations,
+        "repeats": max(1, repeats), "best_s": best, "cpu_s": cpu,
+        "seed_iterations_per_s": c.R * iterations / best if best > 0 else float("inf"),
+        "batching_speedup": None,
+    }
+
+
+def bench(cs: Iterable[Config], repeats: int = 3) -> list[dict[str, Any]]:
+    """Measure every configuration; fill ``batching_speedup`` (rate at ``R``
+    over the rate of its ``R = 1`` twin) where a twin was measured."""
+    cs = list(cs)
+    rows = [measure(c, repeats) for c in cs]
+    by_name = {r["name"]: r for r in rows}
+    for c, r in zip(cs, rows):
+        if c.pair in by_name:
+            many = by_name[c.pair]
+            many["batching_speedup"] = many["seed_iterations_per_s"] / r["seed_iterations_per_s"]
+    return rows
+
+
+def _table(rows: list[dict[str, Any]], repeats: int) -> str:
+    head = f"{'configuration':20s} {'family':18s} {'d':>4s} {'algorithm':9s} {'B':>3s} {'R':>3s} " \
+           f"{'prefetch':>8s} {'steps':>6s} {'seed-it/s':>11s} {'batching':>9s}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        sp = f"{r['batching_speedup']:8.1f}x" if r["batching_speedup"] else ""
+        lines.append(f"{r['name']:20s} {r['family']:18s} {r.get('d', ''):>4} {r['algorithm']:9s} "
+                     f"{r['B']:>3d} {r['R']:>3d} {'yes' if r['prefetch'] else 'no':>8s} {r['iterations']:>6d} "
+                     f"{r['seed_iterations_per_s']:>11,.0f} {sp:>9s}")
+    lines.append(f"best of {repeats} timed repeats (wall clock) after one warm-up run; exact ‖∇F(w_k)‖ "
+                 f"recorded every step; numpy {np.__version__}, {platform.machine()}, "
+                 f"{os.cpu_count()} logical CPUs")
+    busy = [r["name"] for r in rows if not r["prefetch"] and r["cpu_s"] < 0.9 * r["best_s"]]
+    if busy:
+        lines.append(f"note: the process had the CPU less than 90% of the time in {', '.join(busy)}: "
+                     "the machine was busy and the rates understate the code's speed")
+    return "\n".join(lines)
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="one JSON object per line per configuration")
+    p.add_argument("--quick", action="store_true", help="budgets divided by 10 (a few seconds in all)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed repeats per configuration, the best is reported (default 3; 2 with --quick)")
+    p.add_argument("--budget", type=int, default=None, help="override every configuration's number of steps")
+    p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="configurations to run, by name")
+
+
+def main(args) -> int:
+    repeats = args.repeats if args.repeats is not None else (2 if args.quick else 3)
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if args.budget is not None and args.budget < 1:
+        raise ValueError(f"budget must be >= 1, got {args.budget}")
+    cs = configs(args.quick, args.budget)
+    if args.only:
+        unknown = sorted(set(args.only) - {c.name for c in cs})
+        if unknown:
+            raise ValueError(f"unknown configuration(s) {unknown}; known: {[c.name for c in cs]}")
+        cs = [c for c in cs if c.name in args.only]
+    rows = bench(cs, repeats)
+    if args.json:
+        for r in rows:
+            print(json.dumps(r), flush=True)
+    else:
+        print(_table(rows, repeats))
+    return 0
