@@ -180,6 +180,15 @@ def run(family: TaskFamily, hyper: Hyper, eps: Sequence[float], *, seeds: int | 
         hyper=hyper, config=config)
 
 
+def _with_config(df: pd.DataFrame, config: dict) -> pd.DataFrame:
+    """The run's scalar configuration as constant columns; a family parameter
+    whose name the table already uses (the hard chain's ``eps``, any family's
+    ``seed``) is prefixed ``family_``."""
+    cols = {(f"family_{k}" if k in df.columns else k): v for k, v in config.items()
+            if np.isscalar(v) or v is None}
+    return df.assign(**cols)
+
+
 def _seed_table(seeds, eps, first, diverged_at, gn, config) -> pd.DataFrame:
     R, E = first.shape
     df = pd.DataFrame({
@@ -191,14 +200,14 @@ def _seed_table(seeds, eps, first, diverged_at, gn, config) -> pd.DataFrame:
     })
     df.loc[df.first_k < 0, "first_k"] = pd.NA
     df.loc[df.diverged_at < 0, "diverged_at"] = pd.NA
-    return df.assign(**{k: v for k, v in config.items() if np.isscalar(v) or v is None})
+    return _with_config(df, config)
 
 
 def _mean_table(eps, mean_first, alive, config) -> pd.DataFrame:
     df = pd.DataFrame({"eps": eps, "mean_first_k": pd.array(mean_first, dtype="Int64"),
                        "seeds_alive": int(alive.sum()), "seeds_diverged": int((~alive).sum())})
     df.loc[df.mean_first_k < 0, "mean_first_k"] = pd.NA
-    return df.assign(**{k: v for k, v in config.items() if np.isscalar(v) or v is None})
+    return _with_config(df, config)
 
 
 def _trace_table(family, alpha, seeds, rows, diverged_at) -> pd.DataFrame:

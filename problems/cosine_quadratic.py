@@ -316,7 +316,9 @@ class CosineQuadratic(TaskFamily):
         batch of ``n`` samples per task, shape ``(R, B′)``: the norms the
         ``L̃`` estimate of THEORY.md §3 averages, in the law of the generic
         oracle (``draw_batch`` then ``batch_grad``), with the ``B′(d + 1)``
-        normals of a seed drawn in one block."""
+        normals of a seed drawn in one block (dense ``A``: the generic oracle)."""
+        if not self.diagonal:
+            return np.linalg.norm(self.sample_grad(w[:, None, :], tasks, n, rng), axis=-1)
         R, Bp = tasks.shape
         Z = _scaled_normals(rng, R, self._norm_scales(Bp, n))
         return self._grad_norms(w, self._sincos(w)[0], tasks, Z)

@@ -221,3 +221,19 @@ def test_invalid_run_arguments_raise():
         run(fam, Hyper(), [0.1], seeds=0)
     with pytest.raises(ValueError, match="w must have shape"):
         run(fam, Hyper(), [0.1], w0=np.ones(5))
+
+
+def test_dense_A_runs_with_the_adaptive_step():
+    fam = CosineQuadratic(d=4, M=5, dense=True)
+    res = run(fam, Hyper("maml", alpha=0.02, B=4), [0.5], seeds=8, budget=20, w0=np.ones(4))
+    assert res.iterations == 20 and np.all(np.isfinite(res.w))
+
+
+def test_family_parameters_never_overwrite_the_table_columns():
+    """The hard chain's own ``eps`` and ``seed`` parameters become ``family_eps``,
+    ``family_seed``; the table's ``eps`` is the run's grid."""
+    from problems.hard_chain import HardChain
+    fam = HardChain(eps=0.05, Delta=20.0, L=1.0)
+    res = run(fam, Hyper("exact", alpha=0.1), [0.3, 0.2], seeds=[5], budget=3)
+    assert sorted(res.table.eps) == [0.2, 0.3] and set(res.table.seed) == {5}
+    assert (res.table.family_eps == 0.05).all() and (res.mean_table.family_eps == 0.05).all()
