@@ -9,6 +9,8 @@ walkthrough and the slack table are produced too when their modules exist.
 from __future__ import annotations
 
 import importlib
+import os
+import re
 import time
 from pathlib import Path
 
@@ -77,8 +79,16 @@ def run_experiment(mod, scale: str, results: Path, figures: Path, *, force=False
     return counts, figs, mod.claims(table)
 
 
-def _extras(scale: str, results: Path, figures: Path) -> list[str]:
-    """Sections produced by the proof ledger and the slack report, when present."""
+def _links_present(section: str, figures: Path) -> bool:
+    """Every local file a report section links to exists under ``figures``."""
+    links = re.findall(r"\]\(([^)#]+)\)", section)
+    return all((figures / link).exists() for link in links if "://" not in link)
+
+
+def _extras(scale: str, results: Path, figures: Path, force: bool = False) -> list[str]:
+    """Sections produced by the proof ledger and the slack report, when present.
+    Each section is stored in ``results/extras``; a rerun reuses it while the
+    files it links to exist (``force`` recomputes)."""
     sections = []
     for module in ("experiments.proof_cmd", "experiments.slack"):
         try:
@@ -87,9 +97,20 @@ def _extras(scale: str, results: Path, figures: Path) -> list[str]:
             if e.name != module:
                 raise
             continue
-        section = getattr(mod, "reproduce", None)
-        if section is not None:
-            sections.append(section(scale=scale, results=results, figures=figures))
+        reproduce = getattr(mod, "reproduce", None)
+        if reproduce is None:
+            continue
+        cache = results / "extras" / f"{module.rsplit('.', 1)[-1]}-{scale}.md"
+        if not force and cache.exists() and _links_present(cache.read_text(), figures):
+            sections.append(cache.read_text())
+            print(f"{module.rsplit('.', 1)[-1]}: cached")
+            continue
+        section = reproduce(scale=scale, results=results, figures=figures)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text(section)
+        os.replace(tmp, cache)
+        sections.append(section)
     return sections
 
 
@@ -106,7 +127,7 @@ def main_run_all(args) -> int:
               f"{time.monotonic() - t:.1f}s")
         sections.append(claims_markdown(mod.TITLE, figs, rows, figures))
     if not args.only:
-        sections.extend(_extras(args.scale, results, figures))
+        sections.extend(_extras(args.scale, results, figures, force=args.force))
     figures.mkdir(parents=True, exist_ok=True)
     (figures / "REPORT.md").write_text("\n".join(sections))
     print(f"wrote {figures / 'REPORT.md'} ({time.monotonic() - t0:.1f}s)")
