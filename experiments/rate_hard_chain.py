@@ -24,11 +24,6 @@ task, ``αL < 1``), so ``max_k β·L(w_k)`` is bounded from the measured
 ``‖∇F(w_k)‖`` of every run (column ``beta_L_max``, ≤ 1 means ``β ≤ 1/L(w_k)``
 held throughout).  Stochastic MAML with ``B = 20`` identical tasks has
 deterministic oracles on this family and must retrace exact MAML.
-
-The chain's oracles are evaluated by ``_FusedChain``, which computes ``∇F``
-(5), ``∇f`` and ``∇²f v`` of the family in one pass per point and keeps the
-last result, so that the runner's repeated calls at one ``w_k`` cost one
-evaluation; ``tests/test_experiments_rate.py`` checks it against the family.
 """
 from __future__ import annotations
 
@@ -37,7 +32,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib import ticker
-from scipy.special import ndtr
 
 from algorithms.hyper import Hyper
 from algorithms.objective import F
@@ -78,88 +72,6 @@ _LOWER_LABEL = "lower bound ⌊T(ε′)/2⌋ (§7)"
 _UPPER_LABEL = "upper bound (14)"
 
 
-# --- the chain's exact MAML quantities in one pass ---------------------------------
-_SQRT_E = np.sqrt(np.e)
-_PHI_SUP = np.sqrt(2.0 * np.pi * np.e)      # Φ(x) = √(2πe)·N(x)
-_U_MIN = 1.0 / np.sqrt(700.0)               # Ψ^(k) taken as 0 where e^{1−r²} < e^{−699}, as the family does
-
-
-class _FusedChain(HardChain):
-    """``HardChain`` with one task and no tilt, its oracles fused.
-
-    With ``a = (1, y_1, …, y_{T−1})``, ``b = y = x/λ`` and ``r = 1/(2|a| − 1)``,
-    ``Ψ^(k)(±a) = P_k(r)e^{1−r²}`` on the side of the sign of ``a``
-    (``P_0 = 1``, ``P_1 = 4r³``, ``P_2 = 16r⁶ − 24r⁴``), ``Φ′`` is even and
-    ``Φ″(b) = −bΦ′(b)``; so every link derivative the gradient and the
-    tridiagonal Hessian need (``problems.hard_chain._link``) is a product of
-    ``Q_k = P_k(r)e^{1−r²}``, ``Φ′(b)`` and ``Φ(sign(a)·b)``.
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.M != 1 or self.tilt != 0:
-            raise ValueError("_FusedChain serves one untilted task (M = 1, tilt = 0)")
-        self._last_meta: tuple | None = None
-        self._last_grad: tuple | None = None
-
-    def _terms(self, w: np.ndarray, hessian: bool):
-        """Chain gradient in ``y`` units, and the Hessian's diagonal and
-        superdiagonal (also in ``y`` units) when ``hessian``."""
-        y = w / self.lam
-        a = np.concatenate([np.ones(y.shape[:-1] + (1,)), y[..., :-1]], axis=-1)
-        u = 2.0 * np.abs(a) - 1.0
-        on = u > _U_MIN
-        r = 1.0 / np.where(on, u, 1.0)
-        r2 = r * r
-        Q0 = np.where(on, np.exp(1.0 - r2), 0.0)
-        Q1 = 4.0 * r2 * r * Q0
-        s = np.sign(a)
-        dphi = _SQRT_E * np.exp(-0.5 * y * y)
-        phi_s = _PHI_SUP * ndtr(s * y)
-        g_b = -dphi * Q0                     # ∂_b g(a, b)
-        G = g_b.copy()
-        G[..., :-1] -= (Q1 * phi_s)[..., 1:]  # + ∂_a g of the next link
-        if not hessian:
-            return G
-        Q2 = (16.0 * r2 - 24.0) * r2 * r2 * Q0
-        diag = -y * g_b                      # ∂_b² g
-        diag[..., :-1] -= (s * Q2 * phi_s)[..., 1:]
-        off = (-s * Q1 * dphi)[..., 1:]      # ∂_a∂_b g
-        return G, diag, off
-
-    def _hvp_y(self, diag, off, v):
-        Hv = diag * v
-        Hv[..., :-1] += off * v[..., 1:]
-        Hv[..., 1:] += off * v[..., :-1]
-        return (self._c / self.lam ** 2) * Hv
-
-    def grad(self, w, i):
-        w = self._w(w)
-        self._i(i)
-        if self._last_grad is not None and self._last_grad[0] == w.tobytes():
-            return self._last_grad[1].reshape(w.shape)
-        return (self._c / self.lam) * self._terms(w, False)
-
-    def hvp(self, w, i, v):
-        w = self._w(w)
-        self._i(i)
-        _, diag, off = self._terms(w, True)
-        return self._hvp_y(diag, off, np.asarray(v, dtype=float))
-
-    def meta_grad(self, w, alpha):
-        """Exact ``∇F(w) = (I − α∇²f(w))∇f(w − α∇f(w))`` (5), one task."""
-        w = self._w(w)
-        key = (w.tobytes(), float(alpha))
-        if self._last_meta is not None and self._last_meta[0] == key:
-            return self._last_meta[1]
-        G, diag, off = self._terms(w, True)
-        g = (self._c / self.lam) * G
-        v = (self._c / self.lam) * self._terms(w - alpha * g, False)
-        out = v - alpha * self._hvp_y(diag, off, v)
-        self._last_meta, self._last_grad = (key, out), (w.tobytes(), g)
-        return out
-
-
 # --- grid -------------------------------------------------------------------------
 def eps_for_length(T: int, Delta: float = DELTA, L: float = L_CHAIN, alpha: float = ALPHA_L / L_CHAIN) -> float:
     """The ``ε`` whose chain (built for ``ε′ = ε/(1 − αL)``) has exactly ``T``
@@ -194,7 +106,7 @@ def compute(params: dict) -> pd.DataFrame:
     T, L, Delta = params["T"], params["L"], params["Delta"]
     alpha = params["alpha_L"] / L
     eps = eps_for_length(T, Delta, L, alpha)
-    family = _FusedChain(eps=bounds.chain_eps_prime(eps, alpha, L), Delta=Delta, L=L)
+    family = HardChain(eps=bounds.chain_eps_prime(eps, alpha, L), Delta=Delta, L=L)
     consts = family.constants()
     v = consts.values()
     hyper = _hyper(params, alpha)

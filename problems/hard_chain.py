@@ -221,6 +221,48 @@ def _shift_left(z: np.ndarray) -> np.ndarray:
     return np.concatenate([z[..., 1:], np.zeros(z.shape[:-1] + (1,))], axis=-1)
 
 
+def _fused_terms(y: np.ndarray, hessian: bool):
+    """The chain's gradient in ``y = x/λ`` units, and with ``hessian`` its
+    Hessian's diagonal and superdiagonal, in one pass.
+
+    With ``a = (1, y_1, …, y_{T−1})``, ``b = y`` and ``r = 1/(2|a| − 1)``,
+    ``Ψ^(k)(±a) = P_k(r)e^{1−r²}`` on the side of the sign of ``a``
+    (``P_0 = 1``, ``P_1 = 4r³``, ``P_2 = 16r⁶ − 24r⁴``), ``Φ′`` is even and
+    ``Φ″(b) = −bΦ′(b)``: every link derivative the gradient and the tridiagonal
+    Hessian need is a product of ``Q_k = P_k(r)e^{1−r²}``, ``Φ′(b)`` and
+    ``Φ(sign(a)·b)`` (the same values as ``_link``, with Ψ cut off where
+    ``_link`` cuts it off).
+    """
+    a = np.concatenate([np.ones(y.shape[:-1] + (1,)), y[..., :-1]], axis=-1)
+    u = 2.0 * np.abs(a) - 1.0
+    on = u > _U_MIN
+    r = 1.0 / np.where(on, u, 1.0)
+    r2 = r * r
+    Q0 = np.where(on, np.exp(1.0 - r2), 0.0)
+    Q1 = 4.0 * r2 * r * Q0
+    sgn = np.sign(a)
+    dphi = _SQRT_E * np.exp(-0.5 * y * y)
+    phi_s = np.exp(_LOG_PHI_SUP + log_ndtr(sgn * y))
+    g_b = -dphi * Q0                          # ∂_b of each link
+    G = g_b.copy()
+    G[..., :-1] -= (Q1 * phi_s)[..., 1:]      # ∂_a of the next link
+    if not hessian:
+        return G
+    Q2 = (16.0 * r2 - 24.0) * r2 * r2 * Q0
+    diag = -y * g_b                           # ∂_b² of each link
+    diag[..., :-1] -= (sgn * Q2 * phi_s)[..., 1:]
+    off = (-sgn * Q1 * dphi)[..., 1:]         # ∂_a∂_b of each link
+    return G, diag, off
+
+
+def _tridiagonal_product(diag: np.ndarray, off: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``H v`` for the symmetric tridiagonal ``H`` with ``diag`` and ``off``."""
+    Hv = diag * v
+    Hv[..., :-1] += off * v[..., 1:]
+    Hv[..., 1:] += off * v[..., :-1]
+    return Hv
+
+
 class HardChain(TaskFamily):
     """The scaled Carmon et al. chain, optionally tilted per task (see module).
 
@@ -287,8 +329,7 @@ class HardChain(TaskFamily):
 
     def grad(self, w, i):
         w, i = self._w(w), self._i(i)
-        a, b = self._links(w)
-        chain = _link(a, b, 0, 1) + _shift_left(_link(a, b, 1, 0))
+        chain = _fused_terms(w / self.lam, False)
         return (self._c / self.lam) * chain + self.sigma * self.s[i] * np.sin(w / self.mu)
 
     def _tilt_diag(self, w, i):
@@ -318,6 +359,21 @@ class HardChain(TaskFamily):
         upper = np.concatenate([off * v[..., 1:], zero], axis=-1)     # H_{j,j+1} v_{j+1}
         lower = np.concatenate([zero, off * v[..., :-1]], axis=-1)    # H_{j,j−1} v_{j−1}
         return (diag + self._tilt_diag(w, i)) * v + upper + lower
+
+    def meta_grad(self, w, alpha: float):
+        """Exact ``∇F(w)`` of (5) in O(T) per point.
+
+        Untilted tasks are identical, so ``∇F(w) = (I − α∇²f(w))∇f(w − α∇f(w))``
+        with the chain's fused terms (``_fused_terms``); tilted tasks use the
+        plain task sum of ``algorithms.objective``."""
+        if self.tilt > 0:
+            from algorithms.objective import grad_F_by_tasks   # the generic sum (5)
+            return grad_F_by_tasks(self, w, alpha)
+        w = self._w(w)
+        G, diag, off = _fused_terms(w / self.lam, True)
+        g = (self._c / self.lam) * G
+        v = (self._c / self.lam) * _fused_terms((w - alpha * g) / self.lam, False)
+        return v - (alpha * self._c / self.lam ** 2) * _tridiagonal_product(diag, off, v)
 
     # --- deterministic "stochastic" oracles (σ̃ = σ_H = 0) -----------------
     def draw_batch(self, i, n, rng, need: str = "both"):

@@ -5,10 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from algorithms.objective import grad_F, grad_F_by_tasks
 from experiments import rate_benign, rate_hard_chain
 from experiments.analysis import fit_line
-from experiments.rate_hard_chain import _FusedChain, eps_for_length
+from experiments.rate_hard_chain import eps_for_length
 from problems.hard_chain import HardChain
 from theory import bounds
 
@@ -51,28 +50,6 @@ def test_eps_for_length_gives_that_chain(T):
     alpha = rate_hard_chain.ALPHA_L / rate_hard_chain.L_CHAIN
     fam = HardChain(eps=bounds.chain_eps_prime(eps, alpha, 1.0), Delta=rate_hard_chain.DELTA, L=1.0)
     assert fam.T == T
-
-
-@pytest.mark.parametrize("T", [1, 2, 9])
-def test_fused_chain_equals_family(T):
-    ref = HardChain(eps=0.02, Delta=1.0, L=1.0, T=T)
-    fused = _FusedChain(eps=0.02, Delta=1.0, L=1.0, T=T)
-    rng = np.random.default_rng(T)
-    i = np.zeros(4, dtype=int)
-    for scale in (0.3, 0.6, 1.5, 3.0, 40.0):             # switch-on of Ψ near ±½, the chain, far tails
-        w = ref.lam * scale * rng.uniform(-1, 1, (4, T))
-        v = rng.standard_normal((4, T))
-        for got, want in ((fused.meta_grad(w, 1 / 6), grad_F_by_tasks(ref, w, 1 / 6)),
-                          (grad_F(fused, w, 1 / 6), grad_F_by_tasks(ref, w, 1 / 6)),
-                          (fused.grad(w[:, None, :], i[:, None]), ref.grad(w[:, None, :], i[:, None])),
-                          (fused.grad(w + 1e-3 * ref.lam, i), ref.grad(w + 1e-3 * ref.lam, i)),
-                          (fused.hvp(w, i, v), ref.hvp(w, i, v))):
-            np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-13 * ref.eps)
-
-
-def test_fused_chain_refuses_tasks_it_does_not_serve():
-    with pytest.raises(ValueError, match="one untilted task"):
-        _FusedChain(eps=0.05, Delta=20.0, L=3.0, M=2, tilt=0.5)
 
 
 def test_fit_line_recovers_a_slope_with_its_interval():

@@ -29,7 +29,7 @@ from scipy import stats
 
 from algorithms.hyper import Hyper
 from algorithms.runner import run
-from algorithms.steps import _task_directions, direction, estimate_L_tilde, hf_delta
+from algorithms.steps import _task_directions, direction, estimate_L_tilde
 from algorithms.streams import SeedStreams, seed_generator
 from problems.base import TaskFamily
 from problems.cosine_quadratic import CosineQuadratic
