@@ -38,7 +38,9 @@ class RunResult:
     ``mean_table``: one row per ε (first ``k`` with the seed-average ``≤ ε``).
     ``trace``: one row per seed × recorded iteration (``k``, ``grad_norm``,
     ``F``, ``beta``), or ``None`` without a stride.
-    ``mean_grad_norm[k]``: seed-average ``‖∇F(w_k)‖`` over seeds not diverged.
+    ``mean_grad_norm[k]``: seed-average ``‖∇F(w_k)‖`` over seeds not diverged
+    (once a seed diverges, the average and ``mean_table`` are conditional on
+    survival; ``mean_table.seeds_diverged`` says how many seeds it leaves out).
     """
 
     table: pd.DataFrame
@@ -154,18 +156,17 @@ def run(family: TaskFamily, hyper: Hyper, eps: Sequence[float], *, seeds: int | 
                     trace_rows.append((k, w.copy(), gn, out.beta))
                 w_new = w - out.beta[:, None] * out.g
                 norm_new = _norm(w_new)
+                bad = None
                 if not np.maximum.reduce(norm_new) <= divergence_bound:   # some seed is out or NaN
-                    bad = ~(norm_new <= divergence_bound)
-                    if not all_alive:
-                        bad &= alive
-                    if bad.any():
-                        diverged_at[bad] = k + 1
-                        alive &= ~bad
-                        all_alive = False
-                w = w_new if all_alive else np.where(alive[:, None], w_new, w)
-                k += 1
-                g_F = grad_F(family, w, hyper.alpha)
-                gn = _norm(g_F)
+                    bad = ~(norm_new <= divergence_bound) & alive
+                alive_next = alive if bad is None else alive & ~bad
+                w_next = w_new if (bad is None and all_alive) else np.where(alive_next[:, None], w_new, w)
+                g_next = grad_F(family, w_next, hyper.alpha)
+                # commit the step at once: Ctrl-C never leaves w, k and ‖∇F‖ out of step
+                if bad is not None and bad.any():
+                    diverged_at[bad] = k + 1
+                    all_alive = False
+                w, alive, k, g_F, gn = w_next, alive_next, k + 1, g_next, _norm(g_next)
                 if progress:
                     bar.update(k, int(np.sum(first[alive, -1] >= 0)), R, mean_gn)
     except KeyboardInterrupt:

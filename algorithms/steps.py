@@ -33,7 +33,7 @@ from theory import literature as lit
 from .hyper import Hyper
 from .objective import grad_F, local_L
 
-__all__ = ["direction", "step_size", "estimate_L_tilde", "hf_delta", "ORACLE_CALLS"]
+__all__ = ["direction", "outer_step", "StepOut", "step_size", "estimate_L_tilde", "hf_delta", "ORACLE_CALLS"]
 
 
 class StepOut(NamedTuple):
@@ -83,6 +83,9 @@ def estimate_L_tilde(family: TaskFamily, w: np.ndarray, hyper: Hyper, L: float, 
     where it has one (same law, other draws)."""
     if rho * hyper.alpha == 0:
         return np.full(w.shape[0], lit.SMOOTH_L_FACTOR * L)
+    if hyper.B_prime is None or hyper.D_beta is None:
+        raise ValueError("hyper must be resolved for the L̃ estimate: use hyper.resolved(constants) "
+                         "to set B_prime and D_beta")
     tasks = family.draw_tasks((w.shape[0], hyper.B_prime), rng)
     norms = getattr(family, "batched_grad_norm", None) if fast else None
     if norms is not None:

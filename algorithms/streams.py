@@ -149,9 +149,19 @@ class SeedStreams:
 
     def __init__(self, seeds: int | Sequence[int], root: int = 0, block: int | None = None,
                  prefetch: bool | None = None):
-        self.seeds = np.arange(seeds) if np.isscalar(seeds) else np.asarray(seeds, dtype=np.int64)
+        if np.isscalar(seeds):
+            if isinstance(seeds, bool) or not float(seeds).is_integer():
+                raise ValueError(f"seeds must be a positive whole count or a list of ids, got {seeds!r}")
+            seeds_arr = np.arange(int(seeds))
+        else:
+            seeds_arr = np.asarray(seeds)
+            if seeds_arr.size and not np.issubdtype(seeds_arr.dtype, np.integer):
+                raise ValueError(f"seed ids must be integers, got {seeds!r}")
+        self.seeds = seeds_arr.astype(np.int64)
         if self.seeds.ndim != 1 or self.seeds.size == 0 or np.any(self.seeds < 0):
             raise ValueError(f"seeds must be a positive count or a list of nonnegative ids, got {seeds!r}")
+        if np.unique(self.seeds).size != self.seeds.size:
+            raise ValueError(f"seed ids must be distinct (a repeated id repeats its stream), got {seeds!r}")
         self.root = int(root)
         block = block or int(np.clip(2**21 // self.seeds.size, 64, 8192))
         if prefetch is None:                             # a handful of seeds: not worth a GIL handoff

@@ -96,9 +96,23 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> floa
 
 def check_count(name: str, value: int, *, minimum: int = 1) -> int:
     """Validate an integer size (dimension, number of tasks, batch size)."""
-    if isinstance(value, bool) or int(value) != value or value < minimum:
+    try:
+        ok = not isinstance(value, bool) and float(value).is_integer() and value >= minimum
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+NEEDS = ("both", "grad", "hess")
+
+
+def check_need(need: str) -> str:
+    """Which parts of a batch to draw: ``both``, ``grad`` or ``hess``."""
+    if need not in NEEDS:
+        raise ValueError(f"need must be one of {NEEDS}, got {need!r}")
+    return need
 
 
 def check_probabilities(p: Any, M: int) -> np.ndarray:

@@ -41,7 +41,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .base import (Constant, Constants, TaskFamily, check_count, check_positive,
+from .base import (Constant, Constants, TaskFamily, check_count, check_need, check_positive,
                    check_probabilities)
 
 __all__ = ["CosineQuadratic"]
@@ -167,6 +167,7 @@ class CosineQuadratic(TaskFamily):
         """Batch means ``(ξ̄, η̄)`` of ``n`` samples per task index; ``need="hess"``
         draws only ``η̄`` (the Hessian does not see ``ξ``)."""
         i = self._i(i)
+        check_need(need)
         n = check_count("n (batch size)", n)
         batch = {"eta": (self.noise_amp / np.sqrt(n)) * rng.standard_normal(i.shape)}
         if need != "hess":
@@ -284,7 +285,7 @@ class CosineQuadratic(TaskFamily):
         HF-MAML ``2B·d + 3B`` (generic path: ``2B·d + 3B``, ``2B·d + 2B``,
         ``3B·d + 3B``).
         """
-        self._check_fast(hyper.algorithm)
+        self._check_fast(hyper.algorithm, delta)
         R, B = tasks.shape
         k = self._fast(hyper.algorithm, hyper.alpha, hyper.D_in, hyper.D_o, hyper.D_h, B, 0, 1)
         Z = _scaled_normals(rng, R, k.scales)
@@ -300,7 +301,7 @@ class CosineQuadratic(TaskFamily):
         one ``sin ωw``/``cos ωw`` for both.  ``hyper`` must be resolved
         (``B_prime``, ``D_beta`` set)."""
         alg = hyper.algorithm
-        self._check_fast(alg)
+        self._check_fast(alg, delta)
         R, B, Bp = w.shape[0], hyper.B, hyper.B_prime
         k = self._fast(alg, hyper.alpha, hyper.D_in, hyper.D_o, hyper.D_h, B, Bp, hyper.D_beta)
         tasks = self.draw_tasks((R, Bp + B), rng)
@@ -323,10 +324,12 @@ class CosineQuadratic(TaskFamily):
         Z = _scaled_normals(rng, R, self._norm_scales(Bp, n))
         return self._grad_norms(w, self._sincos(w)[0], tasks, Z)
 
-    def _check_fast(self, algorithm: str) -> None:
+    def _check_fast(self, algorithm: str, delta=None) -> None:
         if not self.batched_direction_supports(algorithm):
             raise ValueError(f"the fast paths serve {self.FAST_ALGORITHMS} with diagonal A; "
                              f"got algorithm {algorithm!r} with diagonal A = {self.diagonal}")
+        if algorithm == "hfmaml" and delta is None:
+            raise ValueError("HF-MAML's fast path needs delta, the rule δ(‖v‖) of THEORY.md §6")
 
     def _norm_scales(self, Bp: int, n: int) -> np.ndarray:
         """Column scales of ``[η (B′) | ξ (B′d)]`` for batches of ``n``: the ``η``

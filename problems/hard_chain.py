@@ -48,7 +48,7 @@ from scipy.special import log_ndtr
 
 from theory.literature import CHAIN_GAP_PER_COORD, CHAIN_GRAD_LIP, CHAIN_T_DEN
 
-from .base import (Constant, Constants, TaskFamily, check_count, check_positive,
+from .base import (Constant, Constants, TaskFamily, check_count, check_need, check_positive,
                    check_probabilities)
 
 __all__ = ["HardChain", "psi", "phi", "sup_abs_psi", "sup_abs_phi", "chain_derivative_bound"]
@@ -379,6 +379,7 @@ class HardChain(TaskFamily):
     def draw_batch(self, i, n, rng, need: str = "both"):
         """No data: the oracles are exact.  Validates and consumes no randomness."""
         self._i(i)
+        check_need(need)
         check_count("n (batch size)", n)
         return {}
 

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (Constant, Constants, TaskFamily, check_count, check_positive,
+from .base import (Constant, Constants, TaskFamily, check_count, check_need, check_positive,
                    check_probabilities)
 
 __all__ = ["RobustRegression", "phi", "dphi", "d2phi", "d3phi",
@@ -218,8 +218,7 @@ class RobustRegression(TaskFamily):
         """Data indices ``idx`` of shape ``i.shape + (n,)``, i.i.d. uniform on
         ``0..N-1`` (from ``rng.random``); the same points serve the gradient and
         the Hessian, so ``need`` changes nothing."""
-        if need not in ("grad", "hess", "both"):
-            raise ValueError(f"need must be 'grad', 'hess' or 'both', got {need!r}")
+        check_need(need)
         i = self._i(i)
         n = check_count("n (batch size)", n)
         u = np.asarray(rng.random(i.shape + (n,)))

@@ -237,3 +237,24 @@ def test_family_parameters_never_overwrite_the_table_columns():
     res = run(fam, Hyper("exact", alpha=0.1), [0.3, 0.2], seeds=[5], budget=3)
     assert sorted(res.table.eps) == [0.2, 0.3] and set(res.table.seed) == {5}
     assert (res.table.family_eps == 0.05).all() and (res.mean_table.family_eps == 0.05).all()
+
+
+@pytest.mark.parametrize("seeds, needle", [(2.5, "whole count"), ([1, 1], "distinct"), ([0.5], "integers")])
+def test_seed_streams_reject_ambiguous_seeds(seeds, needle):
+    with pytest.raises(ValueError, match=needle):
+        SeedStreams(seeds)
+
+
+@pytest.mark.parametrize("value", [None, float("inf"), float("nan"), "3", 2.5])
+def test_sizes_that_are_not_counts_raise_naming_them(value):
+    with pytest.raises(ValueError, match="B must be an integer"):
+        Hyper(B=value)
+
+
+def test_unresolved_hyper_and_unknown_batch_parts_raise():
+    from algorithms.steps import estimate_L_tilde
+    fam = CosineQuadratic(d=3, M=2)
+    with pytest.raises(ValueError, match="resolved"):
+        estimate_L_tilde(fam, np.ones((2, 3)), Hyper(alpha=0.05), 6.0, 4.0, SeedStreams(2))
+    with pytest.raises(ValueError, match="need"):
+        fam.draw_batch(np.zeros(2, dtype=int), 1, np.random.default_rng(0), need="hes")

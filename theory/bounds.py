@@ -606,7 +606,9 @@ def chain_eps_prime(eps, alpha, L):
 @_kind("lower")
 def chain_lower_bound_iterations(eps, Delta, L, alpha):
     """Outer steps exact MAML from ``w_0 = 0`` needs on the chain built for
-    ``ε′ = chain_eps_prime``: ``⌈(T(ε′) − 1)/2⌉ = ⌊T(ε′)/2⌋``.
+    ``ε′ = chain_eps_prime``: ``⌈(T(ε′) − 1)/2⌉ = ⌊T(ε′)/2⌋``.  For identical
+    tasks (``σ = 0``) only: the inequality ``‖∇F‖ ≥ (1 − αL)‖∇f(u)‖`` below
+    is shown for one task (docs/THEORY.md, errata).
 
     Argument: the chain is zero-respecting, so if ``w_t`` is supported on the
     first ``k`` coordinates, the inner point ``u_t = w_t − α∇f(w_t)`` is
