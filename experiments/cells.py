@@ -17,6 +17,7 @@ pool over both cores; each cell uses the seed-batched runner inside.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import sys
@@ -33,9 +34,20 @@ __all__ = ["cell_key", "cell_path", "run_cells", "collect"]
 SCALES = ("tiny", "quick", "default", "full")
 
 
+def _source_hash(name: str) -> str:
+    """Hash of the experiment module's source: editing the experiment makes its
+    cached cells stale (a change elsewhere, e.g. in ``algorithms/``, needs ``--force``)."""
+    spec = importlib.util.find_spec(f"experiments.{name}")
+    if spec is None or not spec.origin or not os.path.exists(spec.origin):
+        return ""
+    with open(spec.origin, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:12]
+
+
 def cell_key(name: str, params: dict) -> str:
-    """Stable key of one cell: a hash of the experiment name and its parameters."""
-    blob = json.dumps({"experiment": name, "params": params}, sort_keys=True, default=str)
+    """Stable key of one cell: a hash of the experiment's name, its source and the parameters."""
+    blob = json.dumps({"experiment": name, "source": _source_hash(name), "params": params},
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 

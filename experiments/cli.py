@@ -54,6 +54,9 @@ def main(argv=None) -> int:
     except ValueError as e:              # invalid parameters: a clear message, status 2
         print(f"python -m experiments {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except (OSError, OverflowError, MemoryError) as e:   # unwritable path, absurd sizes
+        print(f"python -m experiments {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

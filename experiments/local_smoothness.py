@@ -20,8 +20,8 @@ Families: ``cosine-quadratic`` with ``ρ = γω³ = 10.8`` (task gradients grow
 linearly, so ``E_i‖∇f_i‖`` spans decades and the ratio should follow the
 ``2ρα E_i‖∇f_i‖`` term), and ``robust-regression`` (bounded task gradients,
 which vanish far away where the residuals are large: there ``L(w)`` varies
-little and the ratio falls with ``E_i‖∇f_i‖`` for another reason, the
-flattening of the Cauchy loss).  ``α = 1/(6L)`` for both.
+little, and the ratio rises with ``E_i‖∇f_i‖`` for another reason: far out
+the loss flattens, so gradients and curvature shrink together).  ``α = 1/(6L)`` for both.
 
 Finite differences: a ratio exceeds its bound "numerically" only beyond a
 relative slack ``FD_RTOL`` (rounding in ``∇F(u) − ∇F(w)`` and in the

@@ -8,6 +8,7 @@ average, and how many seeds diverged.  ``--out`` writes the per-seed table.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -32,12 +33,21 @@ def _family_options() -> dict[str, dict[str, object]]:
     return opts
 
 
+def _boolean(s: str) -> bool:
+    if s.lower() not in ("1", "0", "true", "false", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true/false, got {s!r}")
+    return s.lower() in ("1", "true", "yes")
+
+
 def _typed(default):
     if isinstance(default, bool):
-        return lambda s: s.lower() in ("1", "true", "yes")
+        return _boolean
     if isinstance(default, int):
         return int
     return float
+
+
+MAX_BATCH = 10**7   # a default batch size past this (D_h, B′, D_β grow like α²) is a typo, not a run
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -90,7 +100,24 @@ def build(args) -> tuple:
         alpha = lit.ALPHA_MAX_LD.get(args.algorithm, lit.ALPHA_MAX_LD["maml"]) / family.constants().L.value
     hyper = Hyper(args.algorithm, alpha=alpha, B=args.B, D_in=args.D_in, D_o=args.D_o, D_h=args.D_h,
                   step=args.step, beta=args.beta, B_prime=args.B_prime, D_beta=args.D_beta)
-    return family, hyper.resolved(family.constants())
+    hyper = hyper.resolved(family.constants())
+    for name in ("B", "D_in", "D_o", "D_h", "B_prime", "D_beta"):
+        if getattr(hyper, name) > MAX_BATCH:
+            raise ValueError(f"{name} = {getattr(hyper, name)} exceeds {MAX_BATCH:.0e} "
+                             f"(alpha = {alpha:g} makes the theorem's batch sizes grow like alpha²)")
+    eps = np.asarray(args.eps, dtype=float)
+    if not np.all(np.isfinite(eps)) or np.any(eps <= 0):
+        raise ValueError(f"--eps must be positive numbers, got {args.eps}")
+    if args.budget < 0:
+        raise ValueError(f"--budget must be >= 0, got {args.budget}")
+    if args.w0 is not None and not np.isfinite(args.w0):
+        raise ValueError(f"--w0 must be finite, got {args.w0}")
+    if args.trace_out and not args.trace_stride:
+        raise ValueError("--trace-out needs --trace-stride > 0 (nothing would be recorded)")
+    for path in (args.out, args.trace_out):
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise ValueError(f"cannot write {path}: its folder does not exist")
+    return family, hyper
 
 
 def summarise(table: pd.DataFrame, mean_table: pd.DataFrame) -> pd.DataFrame:

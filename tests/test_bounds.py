@@ -227,9 +227,14 @@ def test_only_fomaml_keeps_a_floor_with_infinite_batches():
     assert bd.noise_floor("fomaml", *_args(A, "L", "rho"), 0.0, 0.5, 0.05, huge, huge, huge) < 1e-4   # σ = 0
 
 
-@given(T=st.integers(0, 10 ** 6))
-def test_ceiling_of_half_chain_is_floor_of_half(T):
-    assert math.ceil((T - 1) / 2) == T // 2
+@given(T=st.integers(1, 2000), aL=st.floats(0.0, 1.0 / 6.0))
+def test_chain_lower_bound_is_ceil_of_half_of_T_minus_one(T, aL):
+    """§7: ⌈(T(ε′) − 1)/2⌉ outer steps, for the ε whose chain has T coordinates."""
+    L, Delta = 1.0, 1.0
+    eps_prime = math.sqrt(Delta * L / (1824 * (T + 0.5)))       # ⌊ΔL/(1824ε′²)⌋ = T
+    eps = eps_prime * (1 - aL)
+    assert bd.chain_T(bd.chain_eps_prime(eps, aL / L, L), Delta, L) == T
+    assert bd.chain_lower_bound_iterations(eps, Delta, L, aL / L) == math.ceil((T - 1) / 2)
 
 
 @given(eps=st.floats(1e-3, 10), Delta=pos, L=pos, aL=aL_ok, rho=nonneg, sigma=nonneg)

@@ -25,6 +25,11 @@ def test_help_lists_commands_and_run_options(capsys):
     (["run", "--seeds", "0"], "--seeds"),
     (["run", "--algorithm", "sgd"], "algorithm"),
     (["run", "--gamma", "-1"], "gamma"),
+    (["run", "--alpha", "1e5"], "exceeds"),
+    (["run", "--eps", "-1"], "--eps"),
+    (["run", "--w0", "nan"], "--w0"),
+    (["run", "--trace-out", "t.csv"], "--trace-stride"),
+    (["run", "--out", "/nonexistent/dir/x.csv"], "cannot write"),
 ])
 def test_bad_input_exits_2_with_one_line(argv, needle, capsys):
     assert main(argv) == 2
@@ -32,9 +37,10 @@ def test_bad_input_exits_2_with_one_line(argv, needle, capsys):
     assert needle in err and len(err.splitlines()) == 1 and "Traceback" not in err
 
 
-def test_unparsable_option_exits_2(capsys):
+@pytest.mark.parametrize("argv", [["run", "--seeds", "many"], ["run", "--dense", "maybe"]])
+def test_unparsable_option_exits_2(argv, capsys):
     with pytest.raises(SystemExit) as e:
-        main(["run", "--seeds", "many"])
+        main(argv)
     assert e.value.code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
