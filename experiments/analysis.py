@@ -10,7 +10,7 @@ from scipy.optimize import minimize
 from algorithms.objective import F, grad_F
 from theory.conditions import broken, check_conditions
 
-__all__ = ["CI", "fit_line", "loglog_slope", "stationary_point", "conditions_note"]
+__all__ = ["CI", "fit_line", "loglog_slope", "stationary_point", "broken_names", "conditions_note"]
 
 CI = 0.95   # level of every fitted interval in the report
 
@@ -42,7 +42,12 @@ def stationary_point(family, alpha: float, w0=None) -> np.ndarray:
     return res.x
 
 
+def broken_names(constants, hyper) -> str:
+    """The broken conditions of the run's theorem, joined by ``;`` (``none`` if none)."""
+    return ";".join(broken(check_conditions(constants, hyper))) or "none"
+
+
 def conditions_note(constants, hyper) -> dict:
-    """``conditions_hold`` and ``broken`` (names joined by ``;``) of the run's theorem."""
-    bad = broken(check_conditions(constants, hyper))
-    return {"conditions_hold": not bad, "broken": ";".join(bad) or "none"}
+    """``conditions_hold`` and ``broken`` (``broken_names``) of the run's theorem."""
+    names = broken_names(constants, hyper)
+    return {"conditions_hold": names == "none", "broken": names}

@@ -43,10 +43,9 @@ from problems import make_family
 from problems.cosine_quadratic import CosineQuadratic
 from theory import bounds
 from theory import literature as lit
-from theory.conditions import broken, check_conditions
 
 from . import style
-from .analysis import loglog_slope, stationary_point
+from .analysis import broken_names, loglog_slope, stationary_point
 
 __all__ = ["NAME", "TITLE", "cells", "compute", "plot", "claims", "inner_noise_var", "expected_G",
            "exact_bias", "bias_bound_A3"]
@@ -160,7 +159,7 @@ def compute(params: dict) -> pd.DataFrame:
     D = np.asarray(params["D_in"])
     bias = np.linalg.norm(exact_bias(fam, np.broadcast_to(W[:, None, :], (len(W), D.size, fam.d)),
                                      alpha, D[None, :]), axis=-1)
-    bad = broken(check_conditions(c, Hyper("maml", alpha=alpha, D_h=bounds.D_h_min("maml", alpha, c["sigma_H"]))))
+    bad = broken_names(c, Hyper("maml", alpha=alpha, D_h=bounds.D_h_min("maml", alpha, c["sigma_H"])))
     P = len(labels)
     return pd.DataFrame({
         "point": np.repeat(labels, D.size),
@@ -171,7 +170,7 @@ def compute(params: dict) -> pd.DataFrame:
         "bound": np.tile(bounds.maml_bias(alpha, c["L"], c["sigma_tilde"], D), P),
         "bound_A3": np.tile(bias_bound_A3(alpha, c["L"], c["rho"], c["sigma_tilde"], D), P),
     }).assign(**fam.describe(), family_params=json.dumps(params["family_params"], sort_keys=True),
-              **c, alpha=alpha, alpha_L=params["alpha_L"], broken=";".join(bad) or "none")
+              **c, alpha=alpha, alpha_L=params["alpha_L"], broken=bad)
 
 
 # --- analysis -----------------------------------------------------------------------

@@ -30,10 +30,9 @@ from algorithms.runner import run
 from problems import make_family
 from theory import bounds
 from theory import literature as lit
-from theory.conditions import broken, check_conditions
 
 from . import style
-from .analysis import fit_line
+from .analysis import broken_names, fit_line
 
 __all__ = ["NAME", "TITLE", "cells", "compute", "plot", "claims"]
 
@@ -84,7 +83,7 @@ def compute(params: dict) -> pd.DataFrame:
         family=params["family"], family_params=json.dumps(params["family_params"], sort_keys=True),
         upper=out.eps.map(upper), Delta_bound=Delta, L=v["L"], rho=v["rho"], sigma=v["sigma"], alpha=alpha,
         seeds=params["seeds"], budget=params["budget"],
-        conditions_broken=";".join(broken(check_conditions(consts, hyper))) or "none",
+        conditions_broken=broken_names(consts, hyper),
     )[["family", "kind", "seed", "eps", "first_k", "upper", "Delta_bound", "L", "rho", "sigma", "alpha",
        "seeds", "budget", "conditions_broken", "family_params"]]
 

@@ -1,11 +1,11 @@
 """The noise-floor and bias experiments at tiny scale, and the closed-form bias
 of cosine-quadratic against Monte Carlo on the family's own oracles."""
 import numpy as np
-import pandas as pd
 import pytest
 from scipy.stats import norm
 
 from algorithms.objective import G_i, grad_F
+from tests.experiment_tables import tiny_table
 from experiments import analysis
 from experiments import bias_din, noise_floor
 from problems import make_family
@@ -13,18 +13,14 @@ from problems import make_family
 CLAIM_KEYS = {"claim", "measured", "bound", "verdict"}
 
 
-def _table(mod):
-    return pd.concat([mod.compute(p) for p in mod.cells("tiny")], ignore_index=True)
-
-
 @pytest.fixture(scope="module")
 def floor_table():
-    return _table(noise_floor)
+    return tiny_table(noise_floor)
 
 
 @pytest.fixture(scope="module")
 def bias_table():
-    return _table(bias_din)
+    return tiny_table(bias_din)
 
 
 def _figures_and_claims(mod, table, tmp_path):

@@ -1,10 +1,10 @@
 """The two rate experiments at tiny scale: the hard-chain measurement lies
 between its bounds, the benign T(ε) is far below (14) and grows far slower
-than 1/ε², and the fused chain oracles equal the family's."""
+than 1/ε²."""
 import numpy as np
-import pandas as pd
 import pytest
 
+from tests.experiment_tables import tiny_table
 from experiments import rate_benign, rate_hard_chain
 from experiments.analysis import fit_line
 from experiments.rate_hard_chain import eps_for_length
@@ -14,18 +14,14 @@ from theory import bounds
 KEYS = {"claim", "measured", "bound", "verdict"}
 
 
-def _table(module) -> pd.DataFrame:
-    return pd.concat([module.compute(p) for p in module.cells("tiny")], ignore_index=True)
-
-
 @pytest.fixture(scope="module")
 def chain_table():
-    return _table(rate_hard_chain)
+    return tiny_table(rate_hard_chain)
 
 
 @pytest.fixture(scope="module")
 def benign_table():
-    return _table(rate_benign)
+    return tiny_table(rate_benign)
 
 
 # --- hard chain -----------------------------------------------------------------

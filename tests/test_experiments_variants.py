@@ -2,10 +2,10 @@
 scale: each table shows the shape its experiment exists to show, and plot()
 and claims() work from the table alone."""
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 
+from tests.experiment_tables import tiny_table
 from experiments import local_smoothness, maml_variants, step_sizes
 
 MODULES = (maml_variants, step_sizes, local_smoothness)
@@ -13,7 +13,7 @@ MODULES = (maml_variants, step_sizes, local_smoothness)
 
 @pytest.fixture(scope="module")
 def tables():
-    return {m.NAME: pd.concat([m.compute(p) for p in m.cells("tiny")], ignore_index=True) for m in MODULES}
+    return {m.NAME: tiny_table(m) for m in MODULES}
 
 
 def _floor(t, alg, spread):
