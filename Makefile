@@ -20,10 +20,10 @@ test-thorough: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q -p no:cacheprovider
 
 reproduce: $(STAMP)
-	$(BIN)/python -m experiments run-all --scale default
+	$(BIN)/python -m mamlcheck run-all --scale default
 
 bench: $(STAMP)
-	$(BIN)/python -m experiments bench
+	$(BIN)/python -m mamlcheck bench
 
 clean:
 	rm -rf $(VENV) results

@@ -7,35 +7,16 @@ reported by ``theory.conditions``.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
-from problems.base import Constants, check_count, check_positive
-from theory import literature as lit
+from mamlcheck.problems.base import Constants, check_count, check_positive
+from mamlcheck import literature as lit
+from mamlcheck.theory.bounds import B_prime_min, D_beta_min
 
-__all__ = ["Hyper", "ALGORITHMS", "STEP_RULES", "default_B_prime", "default_D_beta"]
+__all__ = ["Hyper", "ALGORITHMS", "STEP_RULES"]
 
 ALGORITHMS = ("maml", "fomaml", "hfmaml", "exact")
 STEP_RULES = ("adaptive", "constant")
-
-
-def _at_least_one(factor: float, num: float, L: float) -> int:
-    """``max(1, ⌈factor·(num/L)²⌉)``; 1 when ``num = 0`` (nothing to estimate)."""
-    if num == 0:
-        return 1
-    if L <= 0:
-        raise ValueError("L must be > 0 to size the L̃ estimate when ρα·σ > 0")
-    return max(1, math.ceil(factor * (num / L) ** 2))
-
-
-def default_B_prime(rho: float, alpha: float, sigma: float, L: float) -> int:
-    """``B′ = ⌈½(ρασ/L)²⌉`` tasks for the ``L̃`` estimate (THEORY.md §3), at least 1."""
-    return _at_least_one(lit.B_PRIME_FACTOR, rho * alpha * sigma, L)
-
-
-def default_D_beta(rho: float, alpha: float, sigma_tilde: float, L: float) -> int:
-    """``D_β = ⌈(2ρασ̃/L)²⌉`` samples per task for the ``L̃`` estimate (THEORY.md §3), at least 1."""
-    return _at_least_one(lit.D_BETA_FACTOR, rho * alpha * sigma_tilde, L)
 
 
 @dataclass(frozen=True)
@@ -105,8 +86,8 @@ class Hyper:
         v = constants.values() if isinstance(constants, Constants) else dict(constants)
         return replace(
             self,
-            B_prime=self.B_prime or default_B_prime(v["rho"], self.alpha, v["sigma"], v["L"]),
-            D_beta=self.D_beta or default_D_beta(v["rho"], self.alpha, v["sigma_tilde"], v["L"]),
+            B_prime=self.B_prime or B_prime_min(v["rho"], self.alpha, v["sigma"], v["L"]),
+            D_beta=self.D_beta or D_beta_min(v["rho"], self.alpha, v["sigma_tilde"], v["L"]),
         )
 
     def as_dict(self) -> dict:

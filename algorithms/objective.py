@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from problems.base import TaskFamily, check_count, check_positive
-from theory.bounds import smooth_local_L
+from mamlcheck.problems.base import TaskFamily, check_count, check_positive
+from mamlcheck.theory.bounds import smooth_local_L
 
 __all__ = ["F", "grad_F", "F_by_tasks", "grad_F_by_tasks", "inner_points", "G_i",
            "local_L", "mean_task_grad_norm"]

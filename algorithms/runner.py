@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from problems.base import TaskFamily, check_count, check_positive
+from mamlcheck.problems.base import TaskFamily, check_count, check_positive
 
 from .hyper import Hyper
 from .objective import F, grad_F

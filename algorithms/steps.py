@@ -27,8 +27,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from problems.base import TaskFamily
-from theory import literature as lit
+from mamlcheck.problems.base import TaskFamily
+from mamlcheck import literature as lit
 
 from .hyper import Hyper
 from .objective import grad_F, local_L

@@ -1,4 +1,4 @@
 """Experiments: each computes a tidy table (CSV), then plots from the table.
 
-``python -m experiments --help`` lists the commands.
+``python -m mamlcheck --help`` lists the commands.
 """

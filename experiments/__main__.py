@@ -1,5 +1,6 @@
+"""``python -m experiments``, from the repository's root: an alias of ``python -m mamlcheck``."""
 import sys
 
-from .cli import main
+from mamlcheck.experiments.cli import main
 
 sys.exit(main())

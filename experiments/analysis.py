@@ -7,8 +7,8 @@ import numpy as np
 from scipy import stats
 from scipy.optimize import minimize
 
-from algorithms.objective import F, grad_F
-from theory.conditions import broken, check_conditions
+from mamlcheck.algorithms.objective import F, grad_F
+from mamlcheck.theory.conditions import broken, check_conditions
 
 __all__ = ["CI", "fit_line", "loglog_slope", "stationary_point", "broken_names", "conditions_note"]
 

@@ -1,4 +1,4 @@
-"""``python -m experiments bench [--json] [--quick]``: seed-iterations per second.
+"""``python -m mamlcheck bench [--json] [--quick]``: seed-iterations per second.
 
 Runs a fixed set of configurations through ``algorithms.runner.run`` (the
 same hot loop every experiment uses, with the exact ``‖∇F(w_k)‖`` (5)
@@ -35,11 +35,11 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from algorithms import streams
-from algorithms.hyper import Hyper
-from algorithms.runner import run
-from problems import FAMILIES, make_family
-from theory import literature as lit
+from mamlcheck.algorithms import streams
+from mamlcheck.algorithms.hyper import Hyper
+from mamlcheck.algorithms.runner import run
+from mamlcheck.problems import FAMILIES, make_family
+from mamlcheck import literature as lit
 
 __all__ = ["Config", "CONFIGS", "configs", "measure", "bench", "configure", "main"]
 

@@ -36,13 +36,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from algorithms.hyper import Hyper
-from algorithms.objective import grad_F, inner_points
-from algorithms.runner import run
-from problems import make_family
-from problems.cosine_quadratic import CosineQuadratic
-from theory import bounds
-from theory import literature as lit
+from mamlcheck.algorithms.hyper import Hyper
+from mamlcheck.algorithms.objective import grad_F, inner_points
+from mamlcheck.algorithms.runner import run
+from mamlcheck.problems import make_family
+from mamlcheck.problems.cosine_quadratic import CosineQuadratic
+from mamlcheck.theory import bounds
+from mamlcheck import literature as lit
 
 from . import style
 from .analysis import broken_names, loglog_slope, stationary_point

@@ -37,7 +37,7 @@ SCALES = ("tiny", "quick", "default", "full")
 def _source_hash(name: str) -> str:
     """Hash of the experiment module's source: editing the experiment makes its
     cached cells stale (a change elsewhere, e.g. in ``algorithms/``, needs ``--force``)."""
-    spec = importlib.util.find_spec(f"experiments.{name}")
+    spec = importlib.util.find_spec(f"mamlcheck.experiments.{name}")
     if spec is None or not spec.origin or not os.path.exists(spec.origin):
         return ""
     with open(spec.origin, "rb") as f:

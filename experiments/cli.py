@@ -1,4 +1,4 @@
-"""``python -m experiments COMMAND ...``: the suite's command line.
+"""``mamlcheck COMMAND ...`` (or ``python -m mamlcheck``): the suite's command line.
 
 Each command lives in its own module exposing ``configure(parser)`` and
 ``main(args) -> int``; this file only wires them.  Bad input exits with status
@@ -12,13 +12,13 @@ import sys
 
 # command -> (module, one-line help)
 COMMANDS = {
-    "run": ("experiments.run_cmd", "run one configuration over many seeds and summarise it"),
-    "bench": ("experiments.bench", "measure seed-iterations per second on fixed configurations"),
-    "list": ("experiments.registry", "list the experiments"),
-    "run-all": ("experiments.run_all", "run every experiment (what `make reproduce` calls)"),
-    "plot": ("experiments.run_all", "redraw one experiment's figure from its table"),
-    "proof": ("experiments.proof_cmd", "walk the convergence proof on a real run (the proof ledger)"),
-    "slack": ("experiments.slack", "measure how loose each constant of the bounds is"),
+    "run": ("mamlcheck.experiments.run_cmd", "run one configuration over many seeds and summarise it"),
+    "bench": ("mamlcheck.experiments.bench", "measure seed-iterations per second on fixed configurations"),
+    "list": ("mamlcheck.experiments.registry", "list the experiments"),
+    "run-all": ("mamlcheck.experiments.run_all", "run every experiment (what `make reproduce` calls)"),
+    "plot": ("mamlcheck.experiments.run_all", "redraw one experiment's figure from its table"),
+    "proof": ("mamlcheck.experiments.proof_cmd", "walk the convergence proof on a real run (the proof ledger)"),
+    "slack": ("mamlcheck.experiments.slack", "measure how loose each constant of the bounds is"),
 }
 
 
@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m experiments", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="mamlcheck", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (module, help_) in COMMANDS.items():
         try:
@@ -52,10 +52,10 @@ def main(argv=None) -> int:
     try:
         return int(args._main(args) or 0)
     except ValueError as e:              # invalid parameters: a clear message, status 2
-        print(f"python -m experiments {args.command}: error: {e}", file=sys.stderr)
+        print(f"mamlcheck {args.command}: error: {e}", file=sys.stderr)
         return 2
     except (OSError, OverflowError, MemoryError) as e:   # unwritable path, absurd sizes
-        print(f"python -m experiments {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"mamlcheck {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -35,11 +35,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from algorithms.hyper import Hyper
-from algorithms.objective import F, grad_F, local_L, mean_task_grad_norm
-from problems import make_family
-from theory import bounds
-from theory import literature as lit
+from mamlcheck.algorithms.hyper import Hyper
+from mamlcheck.algorithms.objective import F, grad_F, local_L, mean_task_grad_norm
+from mamlcheck.problems import make_family
+from mamlcheck.theory import bounds
+from mamlcheck import literature as lit
 
 from . import style
 from .analysis import CI, fit_line, stationary_point

@@ -43,14 +43,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from algorithms.hyper import Hyper
-from algorithms.objective import grad_F, inner_points
-from algorithms.runner import run
-from algorithms.steps import ORACLE_CALLS, outer_step
-from algorithms.streams import SeedStreams
-from problems import make_family
-from theory import bounds
-from theory import literature as lit
+from mamlcheck.algorithms.hyper import Hyper
+from mamlcheck.algorithms.objective import grad_F, inner_points
+from mamlcheck.algorithms.runner import run
+from mamlcheck.algorithms.steps import ORACLE_CALLS, outer_step
+from mamlcheck.algorithms.streams import SeedStreams
+from mamlcheck.problems import make_family
+from mamlcheck.theory import bounds
+from mamlcheck import literature as lit
 
 from . import style
 from .analysis import CI, conditions_note, fit_line, stationary_point

@@ -33,11 +33,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from algorithms.hyper import Hyper
-from algorithms.runner import run
-from problems import make_family
-from theory import bounds
-from theory import literature as lit
+from mamlcheck.algorithms.hyper import Hyper
+from mamlcheck.algorithms.runner import run
+from mamlcheck.problems import make_family
+from mamlcheck.theory import bounds
+from mamlcheck import literature as lit
 
 from . import style
 from .analysis import CI, conditions_note, loglog_slope, stationary_point

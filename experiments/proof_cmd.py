@@ -1,6 +1,6 @@
-"""``python -m experiments proof``: walk the proof of (14) on a real run.
+"""``python -m mamlcheck proof``: walk the proof of (14) on a real run.
 
-Runs the proof ledger (``theory.ledger``) on one configuration, prints the
+Runs the proof ledger (``experiments.ledger``) on one configuration, prints the
 run, its constants and conditions, and the ledger's summary (one row per step
 of seed §4.2: rows checked, held, worst slack, and the cause of any failure),
 and writes into ``--out-dir``: ``proof_walkthrough.md`` (each step stated,
@@ -27,13 +27,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from algorithms.hyper import Hyper
-from algorithms.objective import grad_F
-from problems import FAMILIES, family_parameters, make_family
-from problems.base import Constants
-from theory import bounds, ledger
-from theory import literature as lit
-from theory.conditions import conditions_table
+from mamlcheck.algorithms.hyper import Hyper
+from mamlcheck.algorithms.objective import grad_F
+from mamlcheck.problems import FAMILIES, family_parameters, make_family
+from mamlcheck.problems.base import Constants
+from mamlcheck.theory import bounds
+from mamlcheck.experiments import ledger
+from mamlcheck import literature as lit
+from mamlcheck.theory.conditions import conditions_table
 
 from . import style
 
@@ -108,7 +109,7 @@ class Spec:
 
     def command(self) -> str:
         """The command line that reproduces this run."""
-        parts = ["python -m experiments proof", f"--family {self.family}"]
+        parts = ["python -m mamlcheck proof", f"--family {self.family}"]
         parts += [f"--param {k}={v}" for k, v in self.params.items()]
         parts += [f"--constant {k}={v!r}" for k, v in self.constants.items()]
         for flag, value in (("--algorithm", self.algorithm), ("--alpha", self.alpha), ("--B", self.B),

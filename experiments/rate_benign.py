@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from algorithms.hyper import Hyper
-from algorithms.objective import F
-from algorithms.runner import run
-from problems import make_family
-from theory import bounds
-from theory import literature as lit
+from mamlcheck.algorithms.hyper import Hyper
+from mamlcheck.algorithms.objective import F
+from mamlcheck.algorithms.runner import run
+from mamlcheck.problems import make_family
+from mamlcheck.theory import bounds
+from mamlcheck import literature as lit
 
 from . import style
 from .analysis import broken_names, fit_line

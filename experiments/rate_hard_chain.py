@@ -33,12 +33,12 @@ import numpy as np
 import pandas as pd
 from matplotlib import ticker
 
-from algorithms.hyper import Hyper
-from algorithms.objective import F
-from algorithms.runner import run
-from problems.hard_chain import HardChain
-from theory import bounds
-from theory import literature as lit
+from mamlcheck.algorithms.hyper import Hyper
+from mamlcheck.algorithms.objective import F
+from mamlcheck.algorithms.runner import run
+from mamlcheck.problems.hard_chain import HardChain
+from mamlcheck.theory import bounds
+from mamlcheck import literature as lit
 
 from . import style
 from .analysis import broken_names, fit_line

@@ -1,4 +1,4 @@
-"""The experiments, in report order; ``python -m experiments list`` prints them."""
+"""The experiments, in report order; ``python -m mamlcheck list`` prints them."""
 from __future__ import annotations
 
 import importlib
@@ -14,9 +14,9 @@ def experiments() -> list[ModuleType]:
     mods = []
     for n in NAMES:
         try:
-            mods.append(importlib.import_module(f"experiments.{n}"))
+            mods.append(importlib.import_module(f"mamlcheck.experiments.{n}"))
         except ModuleNotFoundError as e:
-            if e.name != f"experiments.{n}":
+            if e.name != f"mamlcheck.experiments.{n}":
                 raise
     return mods
 

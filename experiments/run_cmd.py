@@ -1,4 +1,4 @@
-"""``python -m experiments run``: one configuration, many seeds, a summary.
+"""``python -m mamlcheck run``: one configuration, many seeds, a summary.
 
 Prints the theorem's conditions for the configuration (a run outside them is
 allowed, and says so), then per ``ε`` the median and spread of the first
@@ -14,10 +14,10 @@ import sys
 import numpy as np
 import pandas as pd
 
-from algorithms.hyper import ALGORITHMS, STEP_RULES, Hyper
-from algorithms.runner import run
-from problems import FAMILIES, family_parameters, make_family
-from theory import literature as lit
+from mamlcheck.algorithms.hyper import ALGORITHMS, STEP_RULES, Hyper
+from mamlcheck.algorithms.runner import run
+from mamlcheck.problems import FAMILIES, family_parameters, make_family
+from mamlcheck import literature as lit
 
 _SKIP = {"A", "centres", "X", "Y", "p"}
 _RUN_FLAGS = {"eps", "seeds", "budget", "root", "alpha", "algorithm", "step", "beta", "out"}   # array parameters: not settable from the command line
@@ -135,7 +135,7 @@ def summarise(table: pd.DataFrame, mean_table: pd.DataFrame) -> pd.DataFrame:
 
 
 def main(args) -> int:
-    from theory.conditions import check_conditions, format_conditions
+    from mamlcheck.theory.conditions import check_conditions, format_conditions
     family, hyper = build(args)
     print(f"family {family.name}: " + ", ".join(f"{k}={v}" for k, v in family.describe().items() if k != "family"))
     print(pd.DataFrame(family.constants().table()).to_string(index=False))

@@ -1,4 +1,4 @@
-"""How loose is each constant of the bounds? ``python -m experiments slack``.
+"""How loose is each constant of the bounds? ``python -m mamlcheck slack``.
 
 Every lemma and moment bound of THEORY.md §3–§6 is evaluated on many drawn
 instances (family × parameters × point ``w`` × hyperparameters inside the MAML
@@ -60,15 +60,15 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import gammaln
 
-from algorithms.hyper import Hyper
-from algorithms.objective import F, grad_F, local_L, mean_task_grad_norm
-from algorithms.steps import estimate_L_tilde
-from problems import FAMILIES, make_family
-from problems.base import Constants, TaskFamily
-from theory import bounds
-from theory import literature as lit
-from theory.conditions import broken as broken_names
-from theory.conditions import check_conditions
+from mamlcheck.algorithms.hyper import Hyper
+from mamlcheck.algorithms.objective import F, grad_F, local_L, mean_task_grad_norm
+from mamlcheck.algorithms.steps import estimate_L_tilde
+from mamlcheck.problems import FAMILIES, make_family
+from mamlcheck.problems.base import Constants, TaskFamily
+from mamlcheck.theory import bounds
+from mamlcheck import literature as lit
+from mamlcheck.theory.conditions import broken as broken_names
+from mamlcheck.theory.conditions import check_conditions
 
 from . import style
 
@@ -1053,7 +1053,7 @@ def markdown(table: pd.DataFrame, figures: list[Path], report_dir: Path) -> str:
     s = summary(table)
     out = [f"## {TITLE}", "",
            f"{int(table['draw'].nunique())} draws (family × parameters × point × hyperparameters inside the "
-           "MAML theorem's conditions), `python -m experiments slack`.  *ratio* = stated constant / the "
+           "MAML theorem's conditions), `python -m mamlcheck slack`.  *ratio* = stated constant / the "
            "constant that would have sufficed with the other terms as stated (for the lower bound 0.8 the "
            "other way round): 1 = tight, below 1 = violated, ∞ = the other terms suffice on every draw.  "
            "Left sides are exact except the step-size lemma (Monte Carlo, "

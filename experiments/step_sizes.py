@@ -35,14 +35,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from algorithms.hyper import Hyper
-from algorithms.objective import grad_F, local_L, mean_task_grad_norm
-from algorithms.runner import run
-from algorithms.steps import outer_step
-from algorithms.streams import SeedStreams
-from problems import make_family
-from theory import bounds
-from theory import literature as lit
+from mamlcheck.algorithms.hyper import Hyper
+from mamlcheck.algorithms.objective import grad_F, local_L, mean_task_grad_norm
+from mamlcheck.algorithms.runner import run
+from mamlcheck.algorithms.steps import outer_step
+from mamlcheck.algorithms.streams import SeedStreams
+from mamlcheck.problems import make_family
+from mamlcheck.theory import bounds
+from mamlcheck import literature as lit
 
 from . import style
 from .analysis import conditions_note

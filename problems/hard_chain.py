@@ -46,7 +46,7 @@ import numpy as np
 from numpy.polynomial import polynomial as npoly
 from scipy.special import log_ndtr
 
-from theory.literature import CHAIN_GAP_PER_COORD, CHAIN_GRAD_LIP, CHAIN_T_DEN
+from mamlcheck.literature import CHAIN_GAP_PER_COORD, CHAIN_GRAD_LIP, CHAIN_T_DEN
 
 from .base import (Constant, Constants, TaskFamily, check_count, check_need, check_positive,
                    check_probabilities)
@@ -367,7 +367,7 @@ class HardChain(TaskFamily):
         with the chain's fused terms (``_fused_terms``); tilted tasks use the
         plain task sum of ``algorithms.objective``."""
         if self.tilt > 0:
-            from algorithms.objective import grad_F_by_tasks   # the generic sum (5)
+            from mamlcheck.algorithms.objective import grad_F_by_tasks   # the generic sum (5)
             return grad_F_by_tasks(self, w, alpha)
         w = self._w(w)
         G, diag, off = _fused_terms(w / self.lam, True)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from hypothesis import reject, strategies as st
 
-from experiments.slack import (BREAKABLE, Case, Source, breakable, draw_case, draw_constants, draw_family,
+from mamlcheck.experiments.slack import (BREAKABLE, Case, Source, breakable, draw_case, draw_constants, draw_family,
                                draw_hyper, draw_pair, draw_point, family_names)
 
 __all__ = ["instances", "families", "points", "pairs", "constants", "hypers", "cases",

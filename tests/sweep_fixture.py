@@ -4,9 +4,9 @@ import os
 
 import numpy as np
 
-from algorithms.hyper import Hyper
-from algorithms.runner import run
-from problems import make_family
+from mamlcheck.algorithms.hyper import Hyper
+from mamlcheck.algorithms.runner import run
+from mamlcheck.problems import make_family
 
 NAME = "sweep_fixture"
 TITLE = "sweep fixture"

@@ -5,13 +5,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from algorithms.hyper import Hyper
-from algorithms.objective import G_i, grad_F
-from algorithms.runner import run
-from algorithms.steps import direction
-from algorithms.streams import SeedStreams
-from problems.base import Constant, Constants, TaskFamily, check_probabilities
-from problems.cosine_quadratic import CosineQuadratic
+from mamlcheck.algorithms.hyper import Hyper
+from mamlcheck.algorithms.objective import G_i, grad_F
+from mamlcheck.algorithms.runner import run
+from mamlcheck.algorithms.steps import direction
+from mamlcheck.algorithms.streams import SeedStreams
+from mamlcheck.problems.base import Constant, Constants, TaskFamily, check_probabilities
+from mamlcheck.problems.cosine_quadratic import CosineQuadratic
 
 Z = stats.norm.isf(1e-6)   # one-sided false-alarm rate 1e-6 per check
 
@@ -232,7 +232,7 @@ def test_dense_A_runs_with_the_adaptive_step():
 def test_family_parameters_never_overwrite_the_table_columns():
     """The hard chain's own ``eps`` and ``seed`` parameters become ``family_eps``,
     ``family_seed``; the table's ``eps`` is the run's grid."""
-    from problems.hard_chain import HardChain
+    from mamlcheck.problems.hard_chain import HardChain
     fam = HardChain(eps=0.05, Delta=20.0, L=1.0)
     res = run(fam, Hyper("exact", alpha=0.1), [0.3, 0.2], seeds=[5], budget=3)
     assert sorted(res.table.eps) == [0.2, 0.3] and set(res.table.seed) == {5}
@@ -252,7 +252,7 @@ def test_sizes_that_are_not_counts_raise_naming_them(value):
 
 
 def test_unresolved_hyper_and_unknown_batch_parts_raise():
-    from algorithms.steps import estimate_L_tilde
+    from mamlcheck.algorithms.steps import estimate_L_tilde
     fam = CosineQuadratic(d=3, M=2)
     with pytest.raises(ValueError, match="resolved"):
         estimate_L_tilde(fam, np.ones((2, 3)), Hyper(alpha=0.05), 6.0, 4.0, SeedStreams(2))

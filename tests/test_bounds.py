@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, strategies as st
 from scipy.optimize import brentq
 
-from theory import bounds as bd
-from theory import literature as lit
+from mamlcheck.theory import bounds as bd
+from mamlcheck import literature as lit
 
 A = dict(L=2.0, rho=3.0, alpha=0.05, sigma=1.0, sigma_tilde=0.5, D_in=4, D_o=2, B=20, Delta=10.0, eps=0.1)
 B = dict(L=10.0, rho=0.5, alpha=0.01, sigma=2.0, sigma_tilde=3.0, D_in=9, D_o=5, B=25, Delta=7.0, eps=0.5)

@@ -4,8 +4,8 @@ import importlib
 import pandas as pd
 import pytest
 
-from experiments import cells as cells_mod
-from experiments.cli import main
+from mamlcheck.experiments import cells as cells_mod
+from mamlcheck.experiments.cli import main
 
 
 def test_help_lists_commands_and_run_options(capsys):
@@ -102,7 +102,7 @@ def test_unknown_scale_is_rejected(tmp_path):
 
 
 def test_cached_report_sections_need_their_linked_files(tmp_path):
-    from experiments.run_all import _links_present
+    from mamlcheck.experiments.run_all import _links_present
     section = "see [the walkthrough](proof_walkthrough.md) and ![fig](proof_ledger.png)"
     assert not _links_present(section, tmp_path)
     (tmp_path / "proof_walkthrough.md").write_text("x")

@@ -10,9 +10,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from algorithms.hyper import Hyper
-from problems.base import Constant, Constants
-from theory.conditions import (Condition, broken, check_conditions, conditions_table,
+from mamlcheck.algorithms.hyper import Hyper
+from mamlcheck.problems.base import Constant, Constants
+from mamlcheck.theory.conditions import (Condition, broken, check_conditions, conditions_table,
                                format_conditions)
 
 VALUES = dict(L=2.0, rho=100.0, sigma=2.0, sigma_tilde=0.5, sigma_H=30.0)

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, strategies as st
 from scipy import optimize, stats
 
-from algorithms.objective import F_by_tasks, grad_F_by_tasks
-from problems import make_family
-from problems.cosine_quadratic import CosineQuadratic
+from mamlcheck.algorithms.objective import F_by_tasks, grad_F_by_tasks
+from mamlcheck.problems import make_family
+from mamlcheck.problems.cosine_quadratic import CosineQuadratic
 from tests.finite_differences import fd_jacobian, fd_tolerance
 
 instances = st.builds(

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from algorithms.objective import G_i, grad_F
+from mamlcheck.algorithms.objective import G_i, grad_F
 from tests.experiment_tables import tiny_table
-from experiments import analysis
-from experiments import bias_din, noise_floor
-from problems import make_family
+from mamlcheck.experiments import analysis
+from mamlcheck.experiments import bias_din, noise_floor
+from mamlcheck.problems import make_family
 
 CLAIM_KEYS = {"claim", "measured", "bound", "verdict"}
 

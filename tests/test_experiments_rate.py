@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from tests.experiment_tables import tiny_table
-from experiments import rate_benign, rate_hard_chain
-from experiments.analysis import fit_line
-from experiments.rate_hard_chain import eps_for_length
-from problems.hard_chain import HardChain
-from theory import bounds
+from mamlcheck.experiments import rate_benign, rate_hard_chain
+from mamlcheck.experiments.analysis import fit_line
+from mamlcheck.experiments.rate_hard_chain import eps_for_length
+from mamlcheck.problems.hard_chain import HardChain
+from mamlcheck.theory import bounds
 
 KEYS = {"claim", "measured", "bound", "verdict"}
 

@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from tests.experiment_tables import tiny_table
-from experiments import local_smoothness, maml_variants, step_sizes
+from mamlcheck.experiments import local_smoothness, maml_variants, step_sizes
 
 MODULES = (maml_variants, step_sizes, local_smoothness)
 
@@ -88,4 +88,4 @@ def test_cells_are_json_able_and_named():
     for mod in MODULES:
         for scale in ("tiny", "quick", "default", "full"):
             json.dumps(mod.cells(scale))
-        assert mod.NAME in __import__("experiments.registry", fromlist=["NAMES"]).NAMES
+        assert mod.NAME in __import__("mamlcheck.experiments.registry", fromlist=["NAMES"]).NAMES

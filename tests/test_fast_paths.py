@@ -9,7 +9,7 @@ rounding draw for draw (the algebra), and the runner's fast path must keep
 batched seeds equal to seeds run alone bit for bit.  Also: the trigonometry
 memo, the uniform task draw, the streams' blocking, the fast ``L̃`` norms, and
 that ``bench --json`` emits parseable rows.  Speed itself is measured by
-``python -m experiments bench``, never asserted here.
+``python -m mamlcheck bench``, never asserted here.
 
 Statistical tests (each states its false-alarm rate):
 * mean: Welch t-test per coordinate, false-alarm 1e-6 per check in all
@@ -27,12 +27,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from algorithms.hyper import Hyper
-from algorithms.runner import run
-from algorithms.steps import _task_directions, direction, estimate_L_tilde
-from algorithms.streams import SeedStreams, seed_generator
-from problems.base import TaskFamily
-from problems.cosine_quadratic import CosineQuadratic
+from mamlcheck.algorithms.hyper import Hyper
+from mamlcheck.algorithms.runner import run
+from mamlcheck.algorithms.steps import _task_directions, direction, estimate_L_tilde
+from mamlcheck.algorithms.streams import SeedStreams, seed_generator
+from mamlcheck.problems.base import TaskFamily
+from mamlcheck.problems.cosine_quadratic import CosineQuadratic
 
 ALPHA_FA = 1e-6          # false-alarm rate of each statistical check, all coordinates together
 R = 20_000               # seeds per sample
@@ -270,7 +270,7 @@ def test_prefetching_batch_equals_seeds_run_alone_bit_for_bit():
 def test_bench_json_rows_parse_and_have_the_fields(capsys):
     """Tiny budget, cosine-quadratic rows only (other families belong to other
     modules' tests); nothing is timed or asserted about speed."""
-    from experiments import bench
+    from mamlcheck.experiments import bench
 
     p = argparse.ArgumentParser()
     bench.configure(p)
@@ -290,8 +290,8 @@ def test_bench_json_rows_parse_and_have_the_fields(capsys):
 
 
 def test_bench_lists_only_registered_families_and_rejects_unknown_names():
-    from experiments import bench
-    from problems import FAMILIES
+    from mamlcheck.experiments import bench
+    from mamlcheck.problems import FAMILIES
 
     assert {c.family for c in bench.configs()} <= set(FAMILIES)
     assert all(c.budget == 3 for c in bench.configs(budget=3))

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from algorithms.objective import F, grad_F
-from problems import family_parameters, make_family
-from problems.hard_chain import (HardChain, chain_derivative_bound, phi, psi, sup_abs_phi,
+from mamlcheck.algorithms.objective import F, grad_F
+from mamlcheck.problems import family_parameters, make_family
+from mamlcheck.problems.hard_chain import (HardChain, chain_derivative_bound, phi, psi, sup_abs_phi,
                                  sup_abs_psi)
 from tests.finite_differences import H, fd_jacobian, fd_tolerance
-from theory.literature import CHAIN_GRAD_LIP
+from mamlcheck.literature import CHAIN_GRAD_LIP
 
 UNIT = HardChain(eps=1.0, Delta=96.0, L=152.0)                 # λ = 1, f = f̄_8 exactly
 SCALED = HardChain(eps=0.05, Delta=20.0, L=3.0)                # λ ≈ 2.53, T = 13
@@ -354,7 +354,7 @@ def test_fast_meta_grad_equals_the_task_sum(T, M, tilt):
     """The O(T) exact ∇F (5) equals the plain task sum, across Ψ's switch-on near
     ±½, the chain and the far tails (1e-11 relative: rounding of two
     evaluation orders of the same products)."""
-    from algorithms.objective import grad_F_by_tasks
+    from mamlcheck.algorithms.objective import grad_F_by_tasks
     fam = HardChain(eps=0.02, Delta=1.0, L=1.0, T=T, M=M, tilt=tilt)
     rng = np.random.default_rng(T)
     for scale in (0.3, 0.6, 1.5, 3.0, 40.0):

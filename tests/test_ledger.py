@@ -11,12 +11,12 @@ import re
 import numpy as np
 import pytest
 
-from algorithms.hyper import Hyper
-from algorithms.objective import F
-from experiments import cli, proof_cmd
-from problems import make_family
-from theory import ledger
-from theory import literature as lit
+from mamlcheck.algorithms.hyper import Hyper
+from mamlcheck.algorithms.objective import F
+from mamlcheck.experiments import cli, proof_cmd
+from mamlcheck.problems import make_family
+from mamlcheck.experiments import ledger
+from mamlcheck import literature as lit
 
 # Weak ripple (γ = 0.05): F's curvature along the gradient is then close to that
 # of A, so a local constant built from L/10 is too small early in the run.
@@ -127,7 +127,7 @@ def test_walkthrough_carries_the_printed_numbers(tmp_path, capsys):
             assert tok in md, (line, tok)
     # the run itself is rebuilt from its command line, with the same numbers
     command = md.split("```\n")[1].splitlines()[0]
-    assert command.startswith("python -m experiments proof") and "--seeds 2" in command
+    assert command.startswith("python -m mamlcheck proof") and "--seeds 2" in command
 
 
 @pytest.mark.parametrize("argv", [["--eps", "-1"], ["--param", "nonsense=1"], ["--param", "spread"],

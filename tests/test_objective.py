@@ -3,7 +3,7 @@ family: ∇F against central differences of F, and α = 0 giving Σ p_i ∇f_i."
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from algorithms.objective import F, grad_F, local_L, mean_task_grad_norm
+from mamlcheck.algorithms.objective import F, grad_F, local_L, mean_task_grad_norm
 from tests.finite_differences import H, fd_jacobian, fd_tolerance
 from tests.strategies import instances
 
@@ -23,7 +23,7 @@ def test_grad_F_matches_finite_differences_of_F(inst, alpha_L, seed):
 
 def test_finite_difference_check_catches_a_wrong_meta_gradient():
     """Negative control: ∇F without the (I − α∇²f_i) factor is caught."""
-    from problems import make_family
+    from mamlcheck.problems import make_family
     fam = make_family("robust-regression", d=3, M=3, N=6)
     alpha = 0.5 / fam.constants().L.value
     w = np.array([0.4, -1.0, 2.0])
@@ -44,7 +44,7 @@ def test_alpha_zero_gives_the_average_gradient(inst, seed):
 
 def test_local_L_is_4L_plus_2_rho_alpha_mean_grad_norm():
     """THEORY.md §3: L(w) = 4L + 2ρα E_i‖∇f_i(w)‖ (hand arithmetic on one point)."""
-    from problems import make_family
+    from mamlcheck.problems import make_family
     fam = make_family("cosine-quadratic", d=3, M=4)
     c = fam.constants()
     w = np.array([1.0, 2.0, -1.0])

@@ -13,17 +13,17 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from scipy import stats
 
-from algorithms.hyper import Hyper
-from algorithms.objective import G_i
-from experiments import slack
-from experiments.slack import (PHIS, check_bias, check_first_moment, check_fomaml_bias, check_hf_difference,
+from mamlcheck.algorithms.hyper import Hyper
+from mamlcheck.algorithms.objective import G_i
+from mamlcheck.experiments import slack
+from mamlcheck.experiments.slack import (PHIS, check_bias, check_first_moment, check_fomaml_bias, check_hf_difference,
                                check_maml_bias, check_second_moment, check_second_moment_lemma,
                                check_smoothness, check_step_size, moments)
-from problems.cosine_quadratic import CosineQuadratic
-from problems.robust_regression import RobustRegression
+from mamlcheck.problems.cosine_quadratic import CosineQuadratic
+from mamlcheck.problems.robust_regression import RobustRegression
 from tests import strategies as S
-from theory import bounds
-from theory.conditions import broken, check_conditions
+from mamlcheck.theory import bounds
+from mamlcheck.theory.conditions import broken, check_conditions
 
 # inside the MAML theorem, or with α up to 1/L (for the lemmas that need only α ≤ 1/L or nothing)
 MAML = S.cases("maml")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from algorithms.objective import F, grad_F
-from problems import family_parameters, make_family
-from problems import robust_regression as rr
-from problems.robust_regression import RobustRegression
+from mamlcheck.algorithms.objective import F, grad_F
+from mamlcheck.problems import family_parameters, make_family
+from mamlcheck.problems import robust_regression as rr
+from mamlcheck.problems.robust_regression import RobustRegression
 from tests.finite_differences import fd_jacobian, fd_tolerance
 
 # R ≤ 2 and ‖w‖ ≲ 10 keep the central-difference truncation error

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings, strategies as st
 
-from algorithms.hyper import ALGORITHMS, Hyper
-from algorithms.objective import grad_F, local_L
-from experiments import slack
-from problems import FAMILIES, family_parameters
+from mamlcheck.algorithms.hyper import ALGORITHMS, Hyper
+from mamlcheck.algorithms.objective import grad_F, local_L
+from mamlcheck.experiments import slack
+from mamlcheck.problems import FAMILIES, family_parameters
 from tests import strategies as S
-from theory.conditions import broken, check_conditions
+from mamlcheck.theory.conditions import broken, check_conditions
 
 FIND = settings(database=None, derandomize=True, max_examples=200, phases=[Phase.generate])  # first hit, unshrunk
 

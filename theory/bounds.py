@@ -19,8 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from algorithms.hyper import default_B_prime, default_D_beta
-from theory import literature as lit
+from mamlcheck import literature as lit
 
 __all__ = [
     "KIND", "moment_check", "holds",
@@ -114,6 +113,26 @@ def holds(measured, bound, kind: str, rtol: float = 0.0):
     return bool(ok) if np.ndim(ok) == 0 else ok
 
 
+def _at_least_one(factor: float, num: float, L: float) -> int:
+    """``max(1, ⌈factor·(num/L)²⌉)``; 1 when ``num = 0`` (nothing to estimate)."""
+    if num == 0:
+        return 1
+    if L <= 0:
+        raise ValueError("L must be > 0 to size the L̃ estimate when ρα·σ > 0")
+    return max(1, math.ceil(factor * (num / L) ** 2))
+
+
+def _default_B_prime(rho: float, alpha: float, sigma: float, L: float) -> int:
+    """``B′ = ⌈½(ρασ/L)²⌉`` tasks for the ``L̃`` estimate (THEORY.md §3), at least 1."""
+    return _at_least_one(lit.B_PRIME_FACTOR, rho * alpha * sigma, L)
+
+
+def _default_D_beta(rho: float, alpha: float, sigma_tilde: float, L: float) -> int:
+    """``D_β = ⌈(2ρασ̃/L)²⌉`` samples per task for the ``L̃`` estimate (THEORY.md §3), at least 1."""
+    return _at_least_one(lit.D_BETA_FACTOR, rho * alpha * sigma_tilde, L)
+
+
+
 # --- THEORY.md §3: lemmas -----------------------------------------------------
 @_kind("upper")
 def smooth_local_L(L, rho, alpha, mean_grad_norm):
@@ -173,7 +192,7 @@ def B_prime_min(rho, alpha, sigma, L) -> int:
     """Tasks of the ``L̃`` estimate: ``B′ = ⌈½(ρασ/L)²⌉`` (at least 1), THEORY.md §3."""
     for name, x in (("rho", rho), ("alpha", alpha), ("sigma", sigma)):
         _nonneg(name, x)
-    return default_B_prime(float(rho), float(alpha), float(sigma), float(_pos("L", L)))
+    return _default_B_prime(float(rho), float(alpha), float(sigma), float(_nonneg("L", L)))
 
 
 @_kind("value")
@@ -181,7 +200,7 @@ def D_beta_min(rho, alpha, sigma_tilde, L) -> int:
     """Samples per task of the ``L̃`` estimate: ``D_β = ⌈(2ρασ̃/L)²⌉`` (at least 1), THEORY.md §3."""
     for name, x in (("rho", rho), ("alpha", alpha), ("sigma_tilde", sigma_tilde)):
         _nonneg(name, x)
-    return default_D_beta(float(rho), float(alpha), float(sigma_tilde), float(_pos("L", L)))
+    return _default_D_beta(float(rho), float(alpha), float(sigma_tilde), float(_nonneg("L", L)))
 
 
 @_kind("value")

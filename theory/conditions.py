@@ -13,9 +13,9 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from problems.base import Constants, check_positive
-from theory import bounds
-from theory import literature as lit
+from mamlcheck.problems.base import Constants, check_positive
+from mamlcheck.theory import bounds
+from mamlcheck import literature as lit
 
 __all__ = ["Condition", "THEOREMS", "check_conditions", "conditions_table", "format_conditions", "broken"]
 

@@ -47,14 +47,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from algorithms.hyper import Hyper
-from algorithms.objective import F, G_i, grad_F, inner_points, local_L
-from algorithms.steps import outer_step
-from algorithms.streams import SeedStreams
-from problems.base import Constants, TaskFamily, check_count
-from theory import bounds
-from theory import literature as lit
-from theory.conditions import Condition, broken, check_conditions
+from mamlcheck.algorithms.hyper import Hyper
+from mamlcheck.algorithms.objective import F, G_i, grad_F, inner_points, local_L
+from mamlcheck.algorithms.steps import outer_step
+from mamlcheck.algorithms.streams import SeedStreams
+from mamlcheck.problems.base import Constants, TaskFamily, check_count
+from mamlcheck.theory import bounds
+from mamlcheck import literature as lit
+from mamlcheck.theory.conditions import Condition, broken, check_conditions
 
 __all__ = ["STEPS", "STATEMENTS", "VIOLATED_MARK", "ROUND_TOL", "Ledger", "evaluate",
            "assumption_conditions", "fmt", "summary_cells", "text_table", "format_summary"]
