@@ -86,8 +86,8 @@ class Hyper:
         v = constants.values() if isinstance(constants, Constants) else dict(constants)
         return replace(
             self,
-            B_prime=self.B_prime or B_prime_min(v["rho"], self.alpha, v["sigma"], v["L"]),
-            D_beta=self.D_beta or D_beta_min(v["rho"], self.alpha, v["sigma_tilde"], v["L"]),
+            B_prime=self.B_prime or B_prime_min(rho=v["rho"], alpha=self.alpha, sigma=v["sigma"], L=v["L"]),
+            D_beta=self.D_beta or D_beta_min(rho=v["rho"], alpha=self.alpha, sigma_tilde=v["sigma_tilde"], L=v["L"]),
         )
 
     def as_dict(self) -> dict:

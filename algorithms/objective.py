@@ -3,7 +3,8 @@
 Every function takes ``w`` of shape ``(..., d)`` (a leading seed axis, say)
 and sums *exactly* over the family's ``M`` tasks with weights ``p``: the task
 distribution is finite, so no expectation over tasks is sampled here.
-Families that know a cheaper closed form (``meta_loss`` / ``meta_grad``, e.g.
+Families that offer a cheaper closed form (capabilities ``meta_loss`` /
+``meta_grad``, e.g.
 ``cosine-quadratic`` in O(d)) are used through it; ``F_by_tasks`` and
 ``grad_F_by_tasks`` are the plain sums, kept public so that tests can check
 every fast path against them.
@@ -47,15 +48,13 @@ def grad_F_by_tasks(family: TaskFamily, w, alpha: float) -> np.ndarray:
 def F(family: TaskFamily, w, alpha: float) -> np.ndarray:
     """Exact MAML objective (1), shape ``w.shape[:-1]``."""
     alpha = check_positive("alpha", alpha, allow_zero=True)
-    fast = getattr(family, "meta_loss", None)
-    return fast(w, alpha) if fast is not None else F_by_tasks(family, w, alpha)
+    return family.meta_loss(w, alpha) if family.offers("meta_loss") else F_by_tasks(family, w, alpha)
 
 
 def grad_F(family: TaskFamily, w, alpha: float) -> np.ndarray:
     """Exact meta-gradient (5), shape ``w.shape``."""
     alpha = check_positive("alpha", alpha, allow_zero=True)
-    fast = getattr(family, "meta_grad", None)
-    return fast(w, alpha) if fast is not None else grad_F_by_tasks(family, w, alpha)
+    return family.meta_grad(w, alpha) if family.offers("meta_grad") else grad_F_by_tasks(family, w, alpha)
 
 
 def G_i(family: TaskFamily, w, i, alpha: float, D_in: int, D_o: int, D_h: int, rng) -> np.ndarray:
@@ -86,4 +85,4 @@ def local_L(family: TaskFamily, w, alpha: float, L: float | None = None, rho: fl
         c = family.constants()
         L = c.L.value if L is None else L
         rho = c.rho.value if rho is None else rho
-    return smooth_local_L(L, rho, alpha, mean_task_grad_norm(family, w))
+    return smooth_local_L(L=L, rho=rho, alpha=alpha, mean_grad_norm=mean_task_grad_norm(family, w))

@@ -159,7 +159,7 @@ def compute(params: dict) -> pd.DataFrame:
     D = np.asarray(params["D_in"])
     bias = np.linalg.norm(exact_bias(fam, np.broadcast_to(W[:, None, :], (len(W), D.size, fam.d)),
                                      alpha, D[None, :]), axis=-1)
-    bad = broken_names(c, Hyper("maml", alpha=alpha, D_h=bounds.D_h_min("maml", alpha, c["sigma_H"])))
+    bad = broken_names(c, Hyper("maml", alpha=alpha, D_h=bounds.D_h_min(algorithm="maml", alpha=alpha, sigma_H=c["sigma_H"])))
     P = len(labels)
     return pd.DataFrame({
         "point": np.repeat(labels, D.size),
@@ -167,7 +167,7 @@ def compute(params: dict) -> pd.DataFrame:
                       dtype="Int64"),
         "grad_F_norm": np.repeat(np.linalg.norm(grad_F(fam, W, alpha), axis=-1), D.size),
         "D_in": np.tile(D, P), "bias": bias.ravel(),
-        "bound": np.tile(bounds.maml_bias(alpha, c["L"], c["sigma_tilde"], D), P),
+        "bound": np.tile(bounds.maml_bias(alpha=alpha, L=c["L"], sigma_tilde=c["sigma_tilde"], D_in=D), P),
         "bound_A3": np.tile(bias_bound_A3(alpha, c["L"], c["rho"], c["sigma_tilde"], D), P),
     }).assign(**fam.describe(), family_params=json.dumps(params["family_params"], sort_keys=True),
               **c, alpha=alpha, alpha_L=params["alpha_L"], broken=bad)

@@ -321,7 +321,7 @@ def _conditional(family, hyper, w, L, rho, reps, rng, delta):
     B = hyper.B
     mean_G_sq = float(mg @ mg)
     G_sq = 0.0 if exact else mean_G_sq + B * max(float(mg2 - mean_G_sq), 0.0)
-    rhs = bounds.conditional_rhs(F0, mb, mb2, float(gF @ mg), mean_G_sq, G_sq, 1 if exact else B, Lw)
+    rhs = bounds.conditional_rhs(F_w=F0, beta_mean=mb, beta_sq_mean=mb2, grad_dot_mean_G=float(gF @ mg), mean_G_sq=mean_G_sq, G_sq_mean=G_sq, B=1 if exact else B, L_w=Lw)
     lin = F0 - mb * float(gF @ mg)
     if exact:
         return float(mF), rhs, 0.0, lin, F0
@@ -419,7 +419,7 @@ def evaluate(family: TaskFamily, hyper: Hyper, *, eps: float, seeds=8, budget: i
     gn_mean = np.linalg.norm(gF, axis=-1).mean(-1)
     F0 = float(Fw[0].mean())
     Delta = F0 - family.inf_f_lower()
-    floor = float(bounds.noise_floor(hyper.algorithm, L, rho, sigma, s_t, alpha, hyper.B, hyper.D_in, hyper.D_o))
+    floor = float(bounds.noise_floor(algorithm=hyper.algorithm, L=L, rho=rho, sigma=sigma, sigma_tilde=s_t, alpha=alpha, B=hyper.B, D_in=hyper.D_in, D_o=hyper.D_o))
     thr = max(eps, floor)
     conds = (assumption_conditions(family, used, Delta) + check_conditions(used, hyper)
              + [_floor_condition(eps, floor)])
@@ -448,8 +448,8 @@ def evaluate(family: TaskFamily, hyper: Hyper, *, eps: float, seeds=8, budget: i
         w, gnorm = W[k, r], float(np.linalg.norm(gF[k, r]))
         m1, m2 = _moments(family, hyper, w, draws, _rng(root, 7, k, r), delta)
         st = 0.0 if exact else s_t                   # exact mode: infinite batches
-        b1 = bounds.first_moment_bound(gnorm, st, hyper.D_in)
-        b2 = bounds.second_moment_bound(gnorm, sigma, st, hyper.D_in, hyper.D_o)
+        b1 = bounds.first_moment_bound(grad_F_norm=gnorm, sigma_tilde=st, D_in=hyper.D_in)
+        b2 = bounds.second_moment_bound(grad_F_norm=gnorm, sigma=sigma, sigma_tilde=st, D_in=hyper.D_in, D_o=hyper.D_o)
         m_rows.append((k, r, *m1, b1, *m2, b2))
         c_rows.append((k, r, *_conditional(family, hyper, w, L, rho, reps, _rng(root, 10, k, r), delta)))
     m = np.array(m_rows, dtype=float).reshape(-1, 10)
@@ -467,7 +467,7 @@ def evaluate(family: TaskFamily, hyper: Hyper, *, eps: float, seeds=8, budget: i
         Lw = local_L(family, W[:-1], alpha, L, rho)
         dot = np.sum(gF[:-1] * g, -1)
         g2 = np.sum(g ** 2, -1)
-        rhs = bounds.descent_rhs(Fw[:-1], beta, dot, g2, Lw)
+        rhs = bounds.descent_rhs(F_w=Fw[:-1], beta=beta, grad_dot_g=dot, g_sq_norm=g2, L_w=Lw)
         lin = Fw[:-1] - beta * dot
         tol = ROUND_TOL * np.maximum(1.0, np.maximum(np.abs(Fw[:-1]), np.abs(Fw[1:])))
         remainder, quad = Fw[1:] - lin, rhs - lin
@@ -477,7 +477,7 @@ def evaluate(family: TaskFamily, hyper: Hyper, *, eps: float, seeds=8, budget: i
               remainder.ravel(), quad.ravel(), tol=tol.ravel(), slack=slack.ravel())
 
     # (11), (13): while the seed-averaged ‖∇F(w_k)‖ exceeds max{ε, floor}
-    c11 = bounds.per_step_decrease(eps, L, rho, alpha, sigma)
+    c11 = bounds.per_step_decrease(eps=eps, L=L, rho=rho, alpha=alpha, sigma=sigma)
     above = gn_mean[:K] > thr
     T_star = int(np.argmin(above)) if not above.all() else K     # first k at or below the threshold
     h = np.zeros((T_star, R))
@@ -494,7 +494,7 @@ def evaluate(family: TaskFamily, hyper: Hyper, *, eps: float, seeds=8, budget: i
               trajectory_left=Fw[1:T_star + 1].mean(-1))
         tot, half_t = _across_seeds(np.cumsum(h, axis=0), delta, exact)
         Ts = np.arange(1, T_star + 1)
-        frame("(13)", Ts, None, F0 - tot, bounds.telescoped_rhs(F0, Ts, eps, L, rho, alpha, sigma),
+        frame("(13)", Ts, None, F0 - tot, bounds.telescoped_rhs(F_w0=F0, T=Ts, eps=eps, L=L, rho=rho, alpha=alpha, sigma=sigma),
               F0 - tot - half_t, F0 - tot + half_t, tot - half_t, Ts * c11, upper=False,
               tol=ROUND_TOL * max(1.0, abs(F0)), trajectory_left=Fw[1:T_star + 1].mean(-1))
         pad = np.full(K + 1 - T_star, np.nan)
@@ -506,7 +506,7 @@ def evaluate(family: TaskFamily, hyper: Hyper, *, eps: float, seeds=8, budget: i
 
     # (14): the first k with seed-averaged ‖∇F(w_k)‖ ≤ ε; when not reached, T > K
     # (slack: bound over K + 1, an upper limit)
-    T_bound = float(bounds.iterations_upper(eps, Delta, L, rho, alpha, sigma))
+    T_bound = float(bounds.iterations_upper(eps=eps, Delta=Delta, L=L, rho=rho, alpha=alpha, sigma=sigma))
     hit = np.flatnonzero(gn_mean <= eps)
     T_meas, lo14, hi14 = (float(hit[0]),) * 3 if hit.size else (np.nan, float(K + 1), np.inf)
     frame("(14)", [hit[0] if hit.size else K], None, [T_meas], [T_bound], [lo14], [hi14], [lo14], [T_bound])

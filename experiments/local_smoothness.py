@@ -131,7 +131,7 @@ def compute(params: dict) -> pd.DataFrame:
         W = w_star + r[:, None] * _unit(rng.standard_normal((P, fam.d)))
         meta = {"radius": r, "k": np.full(P, np.nan), "seed": np.full(P, params["seed"])}
     else:
-        hyper = Hyper("maml", alpha=alpha, B=lit.B_MIN, D_h=bounds.D_h_min("maml", alpha, c["sigma_H"]))
+        hyper = Hyper("maml", alpha=alpha, B=lit.B_MIN, D_h=bounds.D_h_min(algorithm="maml", alpha=alpha, sigma_H=c["sigma_H"]))
         R, K = params["seeds"], params["budget"]
         W0 = far_starts(fam, params["radius"], R, centre=w_star)
         ks, Ws, _ = adaptive_trajectory(fam, hyper, W0, K, max(1, K // params["points_per_seed"]))
@@ -210,7 +210,7 @@ def _panel(ax, t: pd.DataFrame, col: str, bound_label: str) -> None:
                        label=f"{label}, power direction")
     xs = np.geomspace(max(g.min(), 1e-300), g.max(), 200)
     c0 = t.iloc[0]
-    style.bound_line(ax, xs, bounds.smooth_local_L(c0.L, c0.rho, c0.alpha, xs), bound_label)
+    style.bound_line(ax, xs, bounds.smooth_local_L(L=c0.L, rho=c0.rho, alpha=c0.alpha, mean_grad_norm=xs), bound_label)
     ax.set(xscale="log", yscale="log", xlabel="E_i‖∇f_i(w)‖ (mean task-gradient norm)",
            title=f"{c0.family} (L = {c0.L:.3g}, ρ = {c0.rho:.3g}, αL = {c0.alpha_L:.3g})")
     ax.legend(fontsize=7.5, loc="best", markerscale=2)

@@ -126,7 +126,7 @@ def compute(params: dict) -> pd.DataFrame:
     c = fam.constants().values()
     alg, alpha = params["algorithm"], params["alpha_L"] / c["L"]
     n_b, D = params["B"], params["D"]
-    hyper = Hyper(alg, alpha=alpha, B=n_b, D_in=D, D_o=D, D_h=bounds.D_h_min(alg, alpha, c["sigma_H"]),
+    hyper = Hyper(alg, alpha=alpha, B=n_b, D_in=D, D_o=D, D_h=bounds.D_h_min(algorithm=alg, alpha=alpha, sigma_H=c["sigma_H"]),
                   step_c=STEP_C)
     K = params["K"]
     w_star = stationary_point(fam, alpha)
@@ -144,8 +144,8 @@ def compute(params: dict) -> pd.DataFrame:
         "kind": "plateau", "seed": seeds, "k": np.nan,
         "grad_norm": plateau.reindex(seeds).values,
         "inner_grad_norm": g_inner,
-        "dropped_bound": bounds.fomaml_dropped_term(alpha, c["L"], c["sigma_tilde"], D, g_inner),
-        "dropped_hessian_part": bounds.fomaml_dropped_term(alpha, c["L"], 0.0, D, g_inner),
+        "dropped_bound": bounds.fomaml_dropped_term(alpha=alpha, L=c["L"], sigma_tilde=c["sigma_tilde"], D_in=D, mean_inner_grad_norm=g_inner),
+        "dropped_hessian_part": bounds.fomaml_dropped_term(alpha=alpha, L=c["L"], sigma_tilde=0.0, D_in=D, mean_inner_grad_norm=g_inner),
     })
     ks = np.sort(tr.k.unique())
     keep = tr[tr.k.isin(ks[::max(1, len(ks) // 60)]) | (tr.k == ks[-1])]
@@ -157,8 +157,7 @@ def compute(params: dict) -> pd.DataFrame:
         "step_c": hyper.c, "budget": K, "window_start": K // 2, "r0": params["r0"],
         "sweeps": params["sweeps"], "seeds": params["seeds"],
         "grad_norm_start": float(np.linalg.norm(grad_F(fam, w0, alpha))),
-        "floor_bound": bounds.noise_floor(alg, c["L"], c["rho"], c["sigma"], c["sigma_tilde"], alpha,
-                                          n_b, D, D),
+        "floor_bound": bounds.noise_floor(algorithm=alg, L=c["L"], rho=c["rho"], sigma=c["sigma"], sigma_tilde=c["sigma_tilde"], alpha=alpha, B=n_b, D_in=D, D_o=D),
         "oracle_calls": ORACLE_CALLS[alg] * n_b,
         "wall_ms_step": _step_ms(fam, res.w, hyper.resolved(c), c, TIMING_STEPS),
         "wall_ms_iter_run": run_ms,

@@ -90,7 +90,7 @@ def compute(params: dict) -> pd.DataFrame:
     alpha = params["alpha_L"] / c["L"]
     B, D_in, D_o, K = params["B"], params["D_in"], params["D_o"], params["budget"]
     hyper = Hyper("maml", alpha=alpha, B=B, D_in=D_in, D_o=D_o,
-                  D_h=bounds.D_h_min("maml", alpha, c["sigma_H"]))
+                  D_h=bounds.D_h_min(algorithm="maml", alpha=alpha, sigma_H=c["sigma_H"]))
     res = run(fam, hyper, [1e-300], seeds=params["seeds"], budget=K, w0=stationary_point(fam, alpha),
               trace_stride=1, stop_at_eps=False)
     tr = res.trace[~res.trace.diverged]
@@ -105,8 +105,8 @@ def compute(params: dict) -> pd.DataFrame:
         "family": fam.name, **params["family_params"], **c, "alpha": alpha,
         "B": B, "D_in": D_in, "D_o": D_o, "D_h": hyper.D_h, "sweeps": params["sweeps"],
         "seeds": params["seeds"], "budget": K, "window_start": start,
-        "S": bounds.noise_S(c["sigma"], c["sigma_tilde"], B, D_in, D_o),
-        "floor": bounds.noise_floor("maml", c["L"], c["rho"], c["sigma"], c["sigma_tilde"], alpha, B, D_in, D_o),
+        "S": bounds.noise_S(sigma=c["sigma"], sigma_tilde=c["sigma_tilde"], B=B, D_in=D_in, D_o=D_o),
+        "floor": bounds.noise_floor(algorithm="maml", L=c["L"], rho=c["rho"], sigma=c["sigma"], sigma_tilde=c["sigma_tilde"], alpha=alpha, B=B, D_in=D_in, D_o=D_o),
         **conditions_note(c, hyper.resolved(c)),
         "seeds_diverged": int(res.table.groupby("seed").diverged.first().sum()),
     }

@@ -92,7 +92,7 @@ class Spec:
         if unknown:
             raise ValueError(f"unknown constant(s) {unknown}; expected some of {Constants.NAMES}")
         alpha = lit.ALPHA_MAX_LD["maml"] / cert.L.value if self.alpha is None else self.alpha
-        D_h = bounds.D_h_min("maml", alpha, cert.sigma_H.value) if self.D_h is None else self.D_h
+        D_h = bounds.D_h_min(algorithm="maml", alpha=alpha, sigma_H=cert.sigma_H.value) if self.D_h is None else self.D_h
         hyper = Hyper(self.algorithm, alpha=alpha, B=self.B, D_in=self.D_in, D_o=self.D_o, D_h=D_h)
         w0 = None if self.w0 is None else np.full(family.d, float(self.w0))
         eps = self.eps

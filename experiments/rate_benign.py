@@ -75,7 +75,7 @@ def compute(params: dict) -> pd.DataFrame:
     w0 = _w0(family.d, params["seeds"])
     res = run(family, hyper, eps, seeds=params["seeds"], budget=params["budget"], w0=w0)
     Delta = float(np.mean(F(family, w0, alpha))) - family.inf_f_lower()
-    upper = dict(zip(eps, np.atleast_1d(bounds.iterations_upper(eps, Delta, v["L"], v["rho"], alpha, v["sigma"]))))
+    upper = dict(zip(eps, np.atleast_1d(bounds.iterations_upper(eps=eps, Delta=Delta, L=v["L"], rho=v["rho"], alpha=alpha, sigma=v["sigma"]))))
     seeds = res.table[["seed", "eps", "first_k"]].assign(kind="seed")
     mean = res.mean_table[["eps", "mean_first_k"]].rename(columns={"mean_first_k": "first_k"})
     out = pd.concat([seeds, mean.assign(kind="seed average", seed=pd.NA)], ignore_index=True)

@@ -77,7 +77,7 @@ def eps_for_length(T: int, Delta: float = DELTA, L: float = L_CHAIN, alpha: floa
     coordinates: ``ΔL/(1824ε′²) = T + ½``, the middle of the floor's step."""
     eps_prime = np.sqrt(Delta * L / (lit.CHAIN_T_DEN * (T + 0.5)))
     eps = float(eps_prime * (1.0 - alpha * L))
-    if bounds.chain_T(bounds.chain_eps_prime(eps, alpha, L), Delta, L) != T:
+    if bounds.chain_T(eps=bounds.chain_eps_prime(eps=eps, alpha=alpha, L=L), Delta=Delta, L=L) != T:
         raise ValueError(f"no ε found for chain length T = {T}")
     return eps
 
@@ -105,7 +105,7 @@ def compute(params: dict) -> pd.DataFrame:
     T, L, Delta = params["T"], params["L"], params["Delta"]
     alpha = params["alpha_L"] / L
     eps = eps_for_length(T, Delta, L, alpha)
-    family = HardChain(eps=bounds.chain_eps_prime(eps, alpha, L), Delta=Delta, L=L)
+    family = HardChain(eps=bounds.chain_eps_prime(eps=eps, alpha=alpha, L=L), Delta=Delta, L=L)
     consts = family.constants()
     v = consts.values()
     hyper = _hyper(params, alpha)
@@ -116,7 +116,7 @@ def compute(params: dict) -> pd.DataFrame:
     Delta_bound = float(F(family, np.zeros(family.d), alpha)) - family.inf_f_lower()
     # ‖∇f(w_k)‖ ≤ ‖∇F(w_k)‖/(1 − αL)² (one task; the seeds of this deterministic family coincide)
     grad_f_max = float(np.nanmax(res.mean_grad_norm)) / (1.0 - alpha * L) ** 2
-    L_w_max = bounds.smooth_local_L(v["L"], v["rho"], alpha, grad_f_max)
+    L_w_max = bounds.smooth_local_L(L=v["L"], rho=v["rho"], alpha=alpha, mean_grad_norm=grad_f_max)
     beta_L_max = hyper.beta * L_w_max if hyper.step == "constant" else 1.0 / hyper.c
     k = res.mean_table.mean_first_k.iloc[0]
     return pd.DataFrame([{
@@ -127,8 +127,8 @@ def compute(params: dict) -> pd.DataFrame:
         "B": params["B"], "seeds": params["seeds"], "budget": budget,
         "first_k": pd.NA if pd.isna(k) else int(k),
         "first_k_seed_min": per_seed.min(), "first_k_seed_max": per_seed.max(),
-        "lower": bounds.chain_lower_bound_iterations(eps, Delta, L, alpha),
-        "upper": bounds.iterations_upper(eps, Delta_bound, v["L"], v["rho"], alpha, v["sigma"]),
+        "lower": bounds.chain_lower_bound_iterations(eps=eps, Delta=Delta, L=L, alpha=alpha),
+        "upper": bounds.iterations_upper(eps=eps, Delta=Delta_bound, L=v["L"], rho=v["rho"], alpha=alpha, sigma=v["sigma"]),
         "beta_L_max": beta_L_max,
         "conditions_broken": broken_names(consts, hyper),
     }]).astype({"first_k": "Int64"})

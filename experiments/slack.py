@@ -346,11 +346,11 @@ def draw_hyper(src: Source, constants, algorithm: str = "maml", broken: str | No
             return src.integer(1, need - 1)
         return need + (src.integer(0, 3) if src.flag(0.5) else 0)
 
-    D_h = at_least("D_h_min", bounds.D_h_min(algorithm, alpha, v["sigma_H"]) if algorithm in lit.D_H_FACTOR else 1)
+    D_h = at_least("D_h_min", bounds.D_h_min(algorithm=algorithm, alpha=alpha, sigma_H=v["sigma_H"]) if algorithm in lit.D_H_FACTOR else 1)
     extra = {}
     if algorithm != "exact":
-        for name, need in (("B_prime", bounds.B_prime_min(v["rho"], alpha, v["sigma"], v["L"])),
-                           ("D_beta", bounds.D_beta_min(v["rho"], alpha, v["sigma_tilde"], v["L"]))):
+        for name, need in (("B_prime", bounds.B_prime_min(rho=v["rho"], alpha=alpha, sigma=v["sigma"], L=v["L"])),
+                           ("D_beta", bounds.D_beta_min(rho=v["rho"], alpha=alpha, sigma_tilde=v["sigma_tilde"], L=v["L"]))):
             if broken == f"{name}_min" or src.flag(0.5):
                 extra[name] = at_least(f"{name}_min", need)
     step = {}
@@ -724,12 +724,12 @@ def check_first_moment(m: Moments) -> list[Check]:
     """(7): ``‖E[G_i(w)]‖² ≤ 2‖∇F(w)‖² + 0.08σ̃²/D_in`` (THEORY.md §4)."""
     gF = float(np.linalg.norm(m.grad_F))
     s, D_in = m.c["sigma_tilde"], m.hyper.D_in
-    parts = (("(7): 2‖∇F‖²", lit.M1_GRAD, bounds.first_moment_bound(gF, 0.0, D_in)),
-             ("(7): 0.08σ̃²/D_in", lit.M1_NOISE, bounds.first_moment_bound(0.0, s, D_in)))
+    parts = (("(7): 2‖∇F‖²", lit.M1_GRAD, bounds.first_moment_bound(grad_F_norm=gF, sigma_tilde=0.0, D_in=D_in)),
+             ("(7): 0.08σ̃²/D_in", lit.M1_NOISE, bounds.first_moment_bound(grad_F_norm=0.0, sigma_tilde=s, D_in=D_in)))
     scale = float(m.family.p @ np.linalg.norm(m.EGi, axis=-1)) ** 2 + gF ** 2
     atol = _atol(scale) + _sq_atol(np.linalg.norm(m.EG) + gF, m.tol)
     return [Check("(7)", "seed (7), THEORY.md §4", "upper", float(m.EG @ m.EG),
-                  bounds.first_moment_bound(gF, s, D_in), parts, atol)]
+                  bounds.first_moment_bound(grad_F_norm=gF, sigma_tilde=s, D_in=D_in), parts, atol)]
 
 
 def check_second_moment(m: Moments) -> list[Check]:
@@ -741,14 +741,14 @@ def check_second_moment(m: Moments) -> list[Check]:
              ("(8): 2σ̃²/D_o", lit.M2_DO, lit.M2_DO * s ** 2 / D_o),
              ("(8): σ̃²/(6D_in)", lit.M2_DIN, lit.M2_DIN * s ** 2 / D_in))
     return [Check("(8)", "seed (8), THEORY.md §4", "upper", m.EG2,
-                  bounds.second_moment_bound(gF, sig, s, D_in, D_o), parts,
+                  bounds.second_moment_bound(grad_F_norm=gF, sigma=sig, sigma_tilde=s, D_in=D_in, D_o=D_o), parts,
                   _atol(m.EG2) + _sq_atol(math.sqrt(max(m.EG2, 0.0)), m.tol) + m.tol2)]
 
 
 def check_bias(m: Moments) -> list[Check]:
     """Bias lemma, per task: ``‖E[∇̃f_i(w − α∇̃f_i(w, D_in), D_o)] − ∇f_i(w − α∇f_i(w))‖
     ≤ αLσ̃/√D_in`` (THEORY.md §3)."""
-    b = bounds.inner_bias(m.hyper.alpha, m.c["L"], m.c["sigma_tilde"], m.hyper.D_in)
+    b = bounds.inner_bias(alpha=m.hyper.alpha, L=m.c["L"], sigma_tilde=m.c["sigma_tilde"], D_in=m.hyper.D_in)
     out = []
     for i in range(m.family.M):
         lhs = float(np.linalg.norm(m.Ev[i] - m.grad_u[i]))
@@ -760,7 +760,7 @@ def check_bias(m: Moments) -> list[Check]:
 
 def check_maml_bias(m: Moments) -> list[Check]:
     """``‖E[G_i(w)] − ∇F(w)‖ ≤ (1 + αL)αLσ̃/√D_in``: the bias behind (7)'s 0.08 (THEORY.md §4)."""
-    b = bounds.maml_bias(m.hyper.alpha, m.c["L"], m.c["sigma_tilde"], m.hyper.D_in)
+    b = bounds.maml_bias(alpha=m.hyper.alpha, L=m.c["L"], sigma_tilde=m.c["sigma_tilde"], D_in=m.hyper.D_in)
     scale = float(m.family.p @ np.linalg.norm(m.EGi, axis=-1)) + np.linalg.norm(m.grad_F)
     return [Check("MAML bias", "THEORY.md §4, derivation of (7)", "upper",
                   float(np.linalg.norm(m.EG - m.grad_F)), b,
@@ -775,8 +775,7 @@ def check_second_moment_lemma(m: Moments, phi: float) -> list[Check]:
     out = []
     for i in range(m.family.M):
         lhs = float(np.trace(m.Evv[i]))
-        b = bounds.second_moment_inner(float(np.linalg.norm(m.grad_u[i])), h.alpha, c["L"],
-                                       c["sigma_tilde"], h.D_in, h.D_o, phi)
+        b = bounds.second_moment_inner(grad_norm_at_inner_point=float(np.linalg.norm(m.grad_u[i])), alpha=h.alpha, L=c["L"], sigma_tilde=c["sigma_tilde"], D_in=h.D_in, D_o=h.D_o, phi=phi)
         out.append(Check(label, "THEORY.md §3, second-moment lemma", "upper", lhs, b,
                          ((label, 1.0, b),), _atol(lhs) + _sq_atol(math.sqrt(max(lhs, 0.0)), m.tol) + m.tol2,
                          task=i))
@@ -794,7 +793,7 @@ def check_smoothness(family: TaskFamily, w, u, alpha: float) -> list[Check]:
     mw, mu = float(mean_task_grad_norm(family, w)), float(mean_task_grad_norm(family, u))
     dist = float(np.linalg.norm(u - w))
     m = min(mw, mu)
-    lip = bounds.smooth_local_L(L, rho, alpha, m) * dist
+    lip = bounds.smooth_local_L(L=L, rho=rho, alpha=alpha, mean_grad_norm=m) * dist
     parts = (("smoothness: 4L", lit.SMOOTH_L_FACTOR, lit.SMOOTH_L_FACTOR * L * dist),
              ("smoothness: 2ρα·min E‖∇f_i‖", lit.SMOOTH_RHO_FACTOR, lit.SMOOTH_RHO_FACTOR * rho * alpha * m * dist))
     first = Check("smoothness lemma", "THEORY.md §3, smoothness lemma of F (Lipschitz form)", "upper",
@@ -867,7 +866,7 @@ def check_step_size(family: TaskFamily, w, hyper: Hyper, n: int = MC_SAMPLES, se
         hw1 = 0.0 if exact else _bernstein(inv, R, MC_DELTA)
         hw2 = 0.0 if exact else _bernstein(inv2, R ** 2, MC_DELTA)
         note = f"B′ = {h.B_prime}, D_β = {h.D_beta}, {n} draws"
-    lo, hi = bounds.step_inv_mean_lower(Lw), bounds.step_inv_sq_upper(Lw)
+    lo, hi = bounds.step_inv_mean_lower(L_w=Lw), bounds.step_inv_sq_upper(L_w=Lw)
     return [Check("step size E[1/L̃]", "THEORY.md §3, step-size lemma", "lower", m1, lo,
                   (("step size: 0.8/L(w)", lit.INV_LT_MEAN_LOWER, lo),), hw1 + _atol(R), exact=exact, note=note),
             Check("step size E[1/L̃²]", "THEORY.md §3, step-size lemma", "upper", m2, hi,
@@ -880,7 +879,7 @@ def check_fomaml_bias(m: Moments) -> list[Check]:
     (``theory.bounds.fomaml_dropped_term``, THEORY.md §5; needs A2 only)."""
     h = m.hyper
     g = float(m.family.p @ np.linalg.norm(m.grad_u, axis=-1))
-    b = bounds.fomaml_dropped_term(h.alpha, m.c["L"], m.c["sigma_tilde"], h.D_in, g)
+    b = bounds.fomaml_dropped_term(alpha=h.alpha, L=m.c["L"], sigma_tilde=m.c["sigma_tilde"], D_in=h.D_in, mean_inner_grad_norm=g)
     scale = float(m.family.p @ np.linalg.norm(m.Ev, axis=-1)) + np.linalg.norm(m.grad_F)
     return [Check("FO-MAML bias", "THEORY.md §5, dropped Hessian term", "upper",
                   float(np.linalg.norm(m.EG_fo - m.grad_F)), b,
@@ -899,11 +898,11 @@ def check_hf_difference(family: TaskFamily, w, hyper: Hyper) -> list[Check]:
         vn = float(np.linalg.norm(v))
         if vn == 0.0:
             continue
-        delta = float(bounds.hf_delta(c["rho"], hyper.alpha, vn, hyper.delta_cap))
+        delta = float(bounds.hf_delta(rho=c["rho"], alpha=hyper.alpha, v_norm=vn, cap=hyper.delta_cap))
         gp, gm = family.grad(w + delta * v, i), family.grad(w - delta * v, i)
         Hv = family.hvp(w, np.asarray(i), v)
         lhs = float(np.linalg.norm((gp - gm) / (2 * delta) - Hv))
-        b = bounds.hf_fd_error(c["rho"], delta, vn)
+        b = bounds.hf_fd_error(rho=c["rho"], delta=delta, v_norm=vn)
         scale = (grad_rounding_scale(family, w + delta * v, i) + grad_rounding_scale(family, w - delta * v, i)
                  ) / delta + np.linalg.norm(Hv)
         out.append(Check("HF-MAML difference", "THEORY.md §6, central-difference error", "upper", lhs, b,

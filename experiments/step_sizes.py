@@ -121,7 +121,7 @@ def adaptive_trajectory(family, hyper: Hyper, w0: np.ndarray, steps: int, stride
 
 def _hyper(params: dict, c: dict) -> Hyper:
     alpha = params["alpha_L"] / c["L"]
-    kw = dict(alpha=alpha, B=params["B"], D_h=bounds.D_h_min("maml", alpha, c["sigma_H"]))
+    kw = dict(alpha=alpha, B=params["B"], D_h=bounds.D_h_min(algorithm="maml", alpha=alpha, sigma_H=c["sigma_H"]))
     if params["step"] == "constant":
         return Hyper("maml", step="constant", beta=params["beta_L"] / c["L"], **kw)
     return Hyper("maml", **kw)
@@ -241,8 +241,8 @@ def claims(table: pd.DataFrame) -> list[dict]:
     if len(tr):
         q = tr.L_w / tr.L_tilde
         m1, m2 = float(q.mean()), float((q ** 2).mean())
-        lo = bounds.step_inv_mean_lower(1.0)
-        hi = bounds.step_inv_sq_upper(1.0)
+        lo = bounds.step_inv_mean_lower(L_w=1.0)
+        hi = bounds.step_inv_sq_upper(L_w=1.0)
         rows.append({"claim": "step-size lemma along adaptive trajectories: E[L(w)/L̃(w)] ≥ 0.8 (§3)",
                      "measured": m1, "bound": lo, "verdict": f"{'holds' if m1 >= lo else 'violated'} "
                                                              f"({len(q)} draws)"})

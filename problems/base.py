@@ -20,7 +20,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["Constant", "Constants", "TaskFamily", "check_positive", "check_probabilities"]
+__all__ = ["Constant", "Constants", "TaskFamily", "NotAvailable", "CAPABILITIES", "check_positive",
+           "check_probabilities"]
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,26 @@ def check_probabilities(p: Any, M: int) -> np.ndarray:
     return p / p.sum()
 
 
+class NotAvailable(NotImplementedError):
+    """An optional capability (``CAPABILITIES``) that this family does not offer."""
+
+
+#: The optional capabilities a family may declare by overriding the method of
+#: that name; ``family.offers(name)`` says whether it does.  Callers ask
+#: ``offers`` instead of probing attributes, so a misspelt name is an error,
+#: not a silent fall-back to the slow path.
+CAPABILITIES = {
+    "meta_loss": "F(w) = Σ p_i f_i(w − α∇f_i(w)) in closed form, cheaper than the task sum",
+    "meta_grad": "∇F(w) of (5) in closed form, cheaper than the task sum",
+    "centre_and_length": "where the tasks sit and their length scale (to draw test points)",
+    "attaining_points": "points where the exact constants are attained (to test exactness)",
+    "inner_mean": "exact E[∇f_i(w − α∇̃f_i(w, D_in))] (the law of the inner step)",
+    "outer_second": "exact E[v vᵀ] of v = ∇̃f_i(w − α∇̃f_i(w, D_in), D_o)",
+    "hess_factor": "exact E[(I − α∇̃²f_i(w, D_h))ᵀ(I − α∇̃²f_i(w, D_h))]",
+    "grad_rounding_scale": "size of the intermediate terms of ∇f_i(x), for rounding tolerances",
+}
+
+
 class TaskFamily:
     """Base class of the task families; see the module docstring.
 
@@ -222,6 +243,49 @@ class TaskFamily:
             cdf[-1] = 1.0
             object.__setattr__(self, "_cdf_cache", cdf)
         return cdf
+
+    # --- optional capabilities (CAPABILITIES) ---------------------------------
+    def offers(self, capability: str) -> bool:
+        """Whether this family implements the optional ``capability``."""
+        if capability not in CAPABILITIES:
+            raise ValueError(f"unknown capability {capability!r}; known: {', '.join(CAPABILITIES)}")
+        return getattr(type(self), capability) is not getattr(TaskFamily, capability)
+
+    def _not_available(self, capability: str):
+        raise NotAvailable(f"family {self.name!r} does not offer {capability}: {CAPABILITIES[capability]}")
+
+    def meta_loss(self, w, alpha: float) -> np.ndarray:
+        """Closed-form ``F(w)`` (optional; ``algorithms.objective.F`` sums tasks otherwise)."""
+        self._not_available("meta_loss")
+
+    def meta_grad(self, w, alpha: float) -> np.ndarray:
+        """Closed-form ``∇F(w)`` (optional; ``algorithms.objective.grad_F`` sums tasks otherwise)."""
+        self._not_available("meta_grad")
+
+    def centre_and_length(self) -> tuple[np.ndarray, float]:
+        """``(centre, length)``: where the tasks sit and their length scale (optional)."""
+        self._not_available("centre_and_length")
+
+    def attaining_points(self, k: np.ndarray) -> np.ndarray:
+        """Points indexed by the integer vectors ``k`` at which exact constants are attained (optional)."""
+        self._not_available("attaining_points")
+
+    def inner_mean(self, w, i: int, alpha: float, D_in: int) -> np.ndarray:
+        """Exact ``E[∇f_i(w − α∇̃f_i(w, D_in))]``, shape ``(d,)`` (optional)."""
+        self._not_available("inner_mean")
+
+    def outer_second(self, w, i: int, alpha: float, D_in: int, D_o: int) -> np.ndarray:
+        """Exact ``E[v vᵀ]``, ``v = ∇̃f_i(w − α∇̃f_i(w, D_in), D_o)``, shape ``(d, d)`` (optional)."""
+        self._not_available("outer_second")
+
+    def hess_factor(self, w, i: int, alpha: float, D_h: int) -> np.ndarray:
+        """Exact ``E[(I − α∇̃²f_i(w, D_h))ᵀ(I − α∇̃²f_i(w, D_h))]``, ``(d, d)`` (optional)."""
+        self._not_available("hess_factor")
+
+    def grad_rounding_scale(self, x, i: int) -> float:
+        """Size of the intermediate terms of ``∇f_i(x)``: its rounding error is a
+        few ulps of this (optional)."""
+        self._not_available("grad_rounding_scale")
 
     def describe(self) -> dict[str, Any]:
         """The family's parameters, for tables and reports."""

@@ -5,6 +5,7 @@ Two constant sets, with the arithmetic written out:
   B: L=10, rho=0.5, alpha=0.01, sigma=2, sigma_tilde=3,   D_in=9, D_o=5, B=25, Delta=7,  eps=0.5
 so alpha*L = 0.1 in both, rho*alpha = 0.15 (A) and 0.005 (B).
 """
+import inspect
 import math
 
 import numpy as np
@@ -21,6 +22,12 @@ B = dict(L=10.0, rho=0.5, alpha=0.01, sigma=2.0, sigma_tilde=3.0, D_in=9, D_o=5,
 
 def _args(c, *names):
     return [c[n] for n in names]
+
+
+def _by_name(fn, args) -> dict:
+    """Positional values in the order of ``fn``'s symbols, as the keywords the bounds take."""
+    params = [n for n in inspect.signature(fn).parameters if n not in ("constants", "hyper")]
+    return dict(zip(params, args))
 
 
 # --- hand values: (function, args, expected) for both sets ---------------------------
@@ -118,7 +125,7 @@ HAND = [
 
 @pytest.mark.parametrize("fn, args, expected", HAND, ids=[f"{h[0].__name__}-{i}" for i, h in enumerate(HAND)])
 def test_hand_values(fn, args, expected):
-    got = fn(*args)
+    got = fn(**_by_name(fn, args))
     assert got == pytest.approx(expected, rel=1e-12, abs=1e-15)
     assert isinstance(got, (float, int))
     if isinstance(expected, int):
@@ -127,10 +134,10 @@ def test_hand_values(fn, args, expected):
 
 def test_vectorised_over_arrays():
     g = np.array([0.0, 1.5, 3.0])
-    np.testing.assert_allclose(bd.first_moment_bound(g, 0.5, 4), 2 * g ** 2 + 0.08 * 0.25 / 4)
-    np.testing.assert_allclose(bd.smooth_local_L(2, 3, 0.05, g), 8 + 0.3 * g)
-    np.testing.assert_array_equal(bd.chain_T(np.array([0.01, 0.02]), 7, 10), [int(70 / 0.1824), 95])
-    np.testing.assert_allclose(bd.noise_S(1, 0.5, np.array([20, 40]), 4, 2), [0.11875, 1 / 40 + 0.25 / 80 + 0.0625])
+    np.testing.assert_allclose(bd.first_moment_bound(grad_F_norm=g, sigma_tilde=0.5, D_in=4), 2 * g ** 2 + 0.08 * 0.25 / 4)
+    np.testing.assert_allclose(bd.smooth_local_L(L=2, rho=3, alpha=0.05, mean_grad_norm=g), 8 + 0.3 * g)
+    np.testing.assert_array_equal(bd.chain_T(eps=np.array([0.01, 0.02]), Delta=7, L=10), [int(70 / 0.1824), 95])
+    np.testing.assert_allclose(bd.noise_S(sigma=1, sigma_tilde=0.5, B=np.array([20, 40]), D_in=4, D_o=2), [0.11875, 1 / 40 + 0.25 / 80 + 0.0625])
 
 
 def test_kinds_and_side_by_side():
@@ -154,23 +161,22 @@ sizes = st.integers(1, 10_000)
 def test_iterations_upper_decreases_in_eps(e1, e2, Delta, L, rho, aL, sigma):
     lo, hi = sorted((e1, e2))
     alpha = aL / L
-    assert bd.iterations_upper(lo, Delta, L, rho, alpha, sigma) >= bd.iterations_upper(hi, Delta, L, rho, alpha, sigma)
+    assert bd.iterations_upper(eps=lo, Delta=Delta, L=L, rho=rho, alpha=alpha, sigma=sigma) >= bd.iterations_upper(eps=hi, Delta=Delta, L=L, rho=rho, alpha=alpha, sigma=sigma)
     # (11) and (14) are one statement: T·decrease = Δ
-    assert bd.iterations_upper(lo, Delta, L, rho, alpha, sigma) * bd.per_step_decrease(
-        lo, L, rho, alpha, sigma) == pytest.approx(Delta, rel=1e-12)
+    assert bd.iterations_upper(eps=lo, Delta=Delta, L=L, rho=rho, alpha=alpha, sigma=sigma) * bd.per_step_decrease(eps=lo, L=L, rho=rho, alpha=alpha, sigma=sigma) == pytest.approx(Delta, rel=1e-12)
 
 
 @given(alg=st.sampled_from(["maml", "fomaml", "hfmaml", "exact"]), s1=nonneg, s2=nonneg, st_=nonneg,
        L=pos, rho=nonneg, aL=aL_ok, B=sizes, D_in=sizes, D_o=sizes)
 def test_noise_floors_increase_with_sigma(alg, s1, s2, st_, L, rho, aL, B, D_in, D_o):
     lo, hi = sorted((s1, s2))
-    f = lambda s: bd.noise_floor(alg, L, rho, s, st_, aL / L, B, D_in, D_o)
+    f = lambda s: bd.noise_floor(algorithm=alg, L=L, rho=rho, sigma=s, sigma_tilde=st_, alpha=aL / L, B=B, D_in=D_in, D_o=D_o)
     assert f(lo) <= f(hi) * (1 + 1e-12)
 
 
 def _coefficient_of_7(aL):
     """2·((1 + αL)αL)²: the σ̃²/D_in coefficient the derivation of (7) gives."""
-    return 2 * bd.maml_bias(aL, 1.0, 1.0, 1) ** 2
+    return 2 * bd.maml_bias(alpha=aL, L=1.0, sigma_tilde=1.0, D_in=1) ** 2
 
 
 @given(aL=aL_ok)
@@ -190,41 +196,41 @@ def test_008_of_7_breaks_just_above_one_sixth():
 @given(g=nonneg, L=pos, aL=aL_ok, s=nonneg, D_in=sizes)
 def test_7_dominates_the_triangle_inequality(g, L, aL, s, D_in):
     # ‖E G‖² ≤ (‖∇F‖ + bias)² ≤ 2‖∇F‖² + 2·bias² ≤ (7)
-    tri = (g + bd.maml_bias(aL / L, L, s, D_in)) ** 2
-    assert tri <= bd.first_moment_bound(g, s, D_in) * (1 + 1e-12)
+    tri = (g + bd.maml_bias(alpha=aL / L, L=L, sigma_tilde=s, D_in=D_in)) ** 2
+    assert tri <= bd.first_moment_bound(grad_F_norm=g, sigma_tilde=s, D_in=D_in) * (1 + 1e-12)
 
 
 @given(L=pos, aL=aL_ok, sigma_H=nonneg, extra=st.integers(0, 5), s=nonneg, D_in=sizes, D_o=sizes)
 def test_constants_2_and_one_sixth_of_8(L, aL, sigma_H, extra, s, D_in, D_o):
     alpha = aL / L
-    D_h = bd.D_h_min("maml", alpha, sigma_H) + extra
-    factor = bd.hessian_factor_sq(alpha, L, sigma_H, D_h)
+    D_h = bd.D_h_min(algorithm="maml", alpha=alpha, sigma_H=sigma_H) + extra
+    factor = bd.hessian_factor_sq(alpha=alpha, L=L, sigma_H=sigma_H, D_h=D_h)
     assert factor <= (7 / 6) ** 2 + 0.5 + 1e-12 <= 2
     # 2 × (noise part of the second-moment lemma at φ = 2) ≤ σ̃²(2/D_o + 1/(6D_in)) of (8)
-    noise = bd.second_moment_inner(0.0, alpha, L, s, D_in, D_o, 2.0)
-    assert 2 * noise <= bd.second_moment_bound(0.0, 0.0, s, D_in, D_o) * (1 + 1e-12)
+    noise = bd.second_moment_inner(grad_norm_at_inner_point=0.0, alpha=alpha, L=L, sigma_tilde=s, D_in=D_in, D_o=D_o, phi=2.0)
+    assert 2 * noise <= bd.second_moment_bound(grad_F_norm=0.0, sigma=0.0, sigma_tilde=s, D_in=D_in, D_o=D_o) * (1 + 1e-12)
 
 
 @given(rho=pos, aL=st.floats(1e-4, lit.ALPHA_MAX_LD["hfmaml"]), L=pos, v=pos)
 def test_hf_delta_makes_direction_error_a_twelfth(rho, aL, L, v):
     alpha = aL / L
-    delta = bd.hf_delta(rho, alpha, v, cap=1e300)
-    assert alpha * bd.hf_fd_error(rho, delta, v) == pytest.approx(v / 12, rel=1e-9)
+    delta = bd.hf_delta(rho=rho, alpha=alpha, v_norm=v, cap=1e300)
+    assert alpha * bd.hf_fd_error(rho=rho, delta=delta, v_norm=v) == pytest.approx(v / 12, rel=1e-9)
 
 
 @given(L=pos, s=nonneg, aL=st.floats(0.0, lit.ALPHA_MAX_LD["fomaml"]), rho=nonneg)
 def test_fomaml_floor_stays_of_order_alpha_L_sigma(L, s, aL, rho):
     huge = 10 ** 12
-    floor = bd.noise_floor("fomaml", L, rho, s, 1.0, aL / L, huge, huge, huge)
+    floor = bd.noise_floor(algorithm="fomaml", L=L, rho=rho, sigma=s, sigma_tilde=1.0, alpha=aL / L, B=huge, D_in=huge, D_o=huge)
     assert floor >= math.sqrt(lit.FLOOR["fomaml"][0] * lit.FOMAML_FLOOR_ALPHA) * aL * s * (1 - 1e-9)
 
 
 def test_only_fomaml_keeps_a_floor_with_infinite_batches():
     huge = 10 ** 12                                 # set A: αLσ = 0.1
-    args = _args(A, "L", "rho", "sigma", "sigma_tilde", "alpha")
-    assert bd.noise_floor("maml", *args, huge, huge, huge) < 1e-4
-    assert bd.noise_floor("fomaml", *args, huge, huge, huge) == pytest.approx(math.sqrt(14 * 1.075 * 20 * 0.01), rel=1e-5)
-    assert bd.noise_floor("fomaml", *_args(A, "L", "rho"), 0.0, 0.5, 0.05, huge, huge, huge) < 1e-4   # σ = 0
+    kw = {n: A[n] for n in ("L", "rho", "sigma", "sigma_tilde", "alpha")} | dict(B=huge, D_in=huge, D_o=huge)
+    assert bd.noise_floor("maml", **kw) < 1e-4
+    assert bd.noise_floor("fomaml", **kw) == pytest.approx(math.sqrt(14 * 1.075 * 20 * 0.01), rel=1e-5)
+    assert bd.noise_floor("fomaml", **(kw | dict(sigma=0.0, sigma_tilde=0.5, alpha=0.05))) < 1e-4   # σ = 0
 
 
 @given(T=st.integers(1, 2000), aL=st.floats(0.0, 1.0 / 6.0))
@@ -233,21 +239,21 @@ def test_chain_lower_bound_is_ceil_of_half_of_T_minus_one(T, aL):
     L, Delta = 1.0, 1.0
     eps_prime = math.sqrt(Delta * L / (1824 * (T + 0.5)))       # ⌊ΔL/(1824ε′²)⌋ = T
     eps = eps_prime * (1 - aL)
-    assert bd.chain_T(bd.chain_eps_prime(eps, aL / L, L), Delta, L) == T
-    assert bd.chain_lower_bound_iterations(eps, Delta, L, aL / L) == math.ceil((T - 1) / 2)
+    assert bd.chain_T(eps=bd.chain_eps_prime(eps=eps, alpha=aL / L, L=L), Delta=Delta, L=L) == T
+    assert bd.chain_lower_bound_iterations(eps=eps, Delta=Delta, L=L, alpha=aL / L) == math.ceil((T - 1) / 2)
 
 
 @given(eps=st.floats(1e-3, 10), Delta=pos, L=pos, aL=aL_ok, rho=nonneg, sigma=nonneg)
 def test_chain_lower_bound_below_upper_bound(eps, Delta, L, aL, rho, sigma):
     alpha = aL / L
-    assert bd.chain_lower_bound_iterations(eps, Delta, L, alpha) <= bd.iterations_upper(eps, Delta, L, rho, alpha, sigma)
+    assert bd.chain_lower_bound_iterations(eps=eps, Delta=Delta, L=L, alpha=alpha) <= bd.iterations_upper(eps=eps, Delta=Delta, L=L, rho=rho, alpha=alpha, sigma=sigma)
 
 
 @given(g=nonneg, aL=aL_ok, L=pos, s=nonneg, D_in=sizes)
 def test_fomaml_bias_exceeds_inner_bias(g, aL, L, s, D_in):
     alpha = aL / L
-    assert bd.fomaml_dropped_term(alpha, L, s, D_in, 0.0) == pytest.approx(bd.inner_bias(alpha, L, s, D_in))
-    assert bd.fomaml_dropped_term(alpha, L, s, D_in, g) >= bd.inner_bias(alpha, L, s, D_in)
+    assert bd.fomaml_dropped_term(alpha=alpha, L=L, sigma_tilde=s, D_in=D_in, mean_inner_grad_norm=0.0) == pytest.approx(bd.inner_bias(alpha=alpha, L=L, sigma_tilde=s, D_in=D_in))
+    assert bd.fomaml_dropped_term(alpha=alpha, L=L, sigma_tilde=s, D_in=D_in, mean_inner_grad_norm=g) >= bd.inner_bias(alpha=alpha, L=L, sigma_tilde=s, D_in=D_in)
 
 
 # --- invalid input -------------------------------------------------------------------------
@@ -283,7 +289,7 @@ INVALID = [
 @pytest.mark.parametrize("fn, args", INVALID, ids=[f"{f.__name__}-{i}" for i, (f, _) in enumerate(INVALID)])
 def test_invalid_input_raises(fn, args):
     with pytest.raises(ValueError):
-        fn(*args)
+        fn(**_by_name(fn, args))
 
 
 @given(w=st.floats(-10, 10), v=st.floats(-5, 5), delta=st.floats(1e-3, 1.0),
@@ -293,4 +299,40 @@ def test_hf_fd_error_bounds_a_real_central_difference(w, v, delta, gamma, omega)
     grad = lambda x: -gamma * omega * math.sin(omega * x)
     hvp = -gamma * omega ** 2 * math.cos(omega * w) * v
     err = abs((grad(w + delta * v) - grad(w - delta * v)) / (2 * delta) - hvp)
-    assert err <= bd.hf_fd_error(gamma * omega ** 3, delta, abs(v)) + 1e-12
+    assert err <= bd.hf_fd_error(rho=gamma * omega ** 3, delta=delta, v_norm=abs(v)) + 1e-12
+
+
+# --- the calling convention: symbols by name, constants and hyper records ----------------
+@pytest.mark.parametrize("name", sorted(bd.KIND))
+def test_every_bound_refuses_a_second_positional_argument(name):
+    """Two positional floats could be swapped silently (``B_prime_min(rho, alpha,
+    sigma, L)`` against ``smooth_local_L(L, rho, ...)``): only the first symbol
+    may go by position."""
+    fn = getattr(bd, name)
+    with pytest.raises(TypeError, match="at most one positional"):
+        fn(1.0, 2.0)
+
+
+def test_constants_and_hyper_records_fill_in_the_symbols():
+    class Hyp:                                   # any record with Hyper's fields
+        algorithm, alpha, B, D_in, D_o, D_h = "maml", A["alpha"], A["B"], A["D_in"], A["D_o"], 1
+    consts = {n: A[n] for n in ("L", "rho", "sigma", "sigma_tilde")} | {"sigma_H": 0.0}
+    explicit = bd.iterations_upper(eps=A["eps"], Delta=A["Delta"], L=A["L"], rho=A["rho"],
+                                   alpha=A["alpha"], sigma=A["sigma"])
+    assert bd.iterations_upper(A["eps"], constants=consts, alpha=A["alpha"], Delta=A["Delta"]) == explicit
+    assert bd.iterations_upper(A["eps"], constants=consts, hyper=Hyp, Delta=A["Delta"]) == explicit
+    floor = bd.noise_floor(constants=consts, hyper=Hyp)
+    assert floor == bd.noise_floor("maml", L=2.0, rho=3.0, sigma=1.0, sigma_tilde=0.5, alpha=0.05, B=20, D_in=4, D_o=2)
+    # an explicit keyword wins over the record
+    assert bd.iterations_upper(A["eps"], constants=consts, hyper=Hyp, Delta=A["Delta"], L=4.0) > explicit
+
+
+def test_missing_and_unknown_symbols_are_named():
+    with pytest.raises(TypeError, match=r"missing \['Delta'\]"):
+        bd.iterations_upper(0.1, L=1.0, rho=0.0, alpha=0.1, sigma=0.0)
+    with pytest.raises(TypeError, match="constants=family.constants"):
+        bd.iterations_upper(0.1, Delta=1.0, alpha=0.1)
+    with pytest.raises(TypeError, match=r"unknown argument\(s\) \['delta'\]"):
+        bd.iterations_upper(0.1, delta=1.0, L=1.0, rho=0.0, alpha=0.1, sigma=0.0)
+    with pytest.raises(TypeError, match="unknown names"):
+        bd.iterations_upper(0.1, constants={"Lip": 1.0}, Delta=1.0, alpha=0.1)

@@ -44,7 +44,7 @@ def test_stochastic_maml_retraces_exact_on_the_chain(chain_table):
 def test_eps_for_length_gives_that_chain(T):
     eps = eps_for_length(T)
     alpha = rate_hard_chain.ALPHA_L / rate_hard_chain.L_CHAIN
-    fam = HardChain(eps=bounds.chain_eps_prime(eps, alpha, 1.0), Delta=rate_hard_chain.DELTA, L=1.0)
+    fam = HardChain(eps=bounds.chain_eps_prime(eps=eps, alpha=alpha, L=1.0), Delta=rate_hard_chain.DELTA, L=1.0)
     assert fam.T == T
 
 

@@ -19,6 +19,7 @@ from mamlcheck.experiments import slack
 from mamlcheck.experiments.slack import (PHIS, check_bias, check_first_moment, check_fomaml_bias, check_hf_difference,
                                check_maml_bias, check_second_moment, check_second_moment_lemma,
                                check_smoothness, check_step_size, moments)
+from mamlcheck.problems.base import TaskFamily
 from mamlcheck.problems.cosine_quadratic import CosineQuadratic
 from mamlcheck.problems.robust_regression import RobustRegression
 from tests import strategies as S
@@ -187,7 +188,7 @@ def test_alpha_far_outside_the_theorem_breaks_the_0_08_of_7():
     fam = CosineQuadratic(**RIPPLE)
     L = fam.constants().L.value
     inside = Hyper("maml", alpha=1 / (6 * L), D_in=1, D_o=1, D_h=1)
-    D_h = bounds.D_h_min("maml", 0.9 / L, fam.constants().sigma_H.value)      # keep D_h inside
+    D_h = bounds.D_h_min(algorithm="maml", alpha=0.9 / L, sigma_H=fam.constants().sigma_H.value)      # keep D_h inside
     outside = Hyper("maml", alpha=0.9 / L, D_in=1, D_o=1, D_h=D_h)
     assert broken(check_conditions(fam.constants(), outside)) == ["alpha_range"]
     ok = check_first_moment(moments(fam, W_RIPPLE, inside))[0]
@@ -207,7 +208,7 @@ class FlippedRipple(CosineQuadratic):
     """The same bug in cosine-quadratic, with its O(d) ``∇F`` switched off so
     that (5) is assembled from ``hvp``."""
 
-    meta_grad = None
+    meta_grad = TaskFamily.meta_grad          # the base's: the capability is not offered
 
     def hvp(self, w, i, v):
         return -super().hvp(w, i, v)

@@ -14,6 +14,8 @@ asserts by the kind (``holds``).
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from typing import Callable
 
@@ -33,14 +35,73 @@ __all__ = [
 
 KIND: dict[str, str] = {}
 _KINDS = ("upper", "lower", "value")
+#: Fields a hyperparameter record (``algorithms.Hyper``, or anything with these
+#: attributes) fills in when passed as ``hyper=``.
+HYPER_FIELDS = ("algorithm", "alpha", "B", "D_in", "D_o", "D_h")
+CONSTANT_NAMES = ("L", "rho", "sigma", "sigma_tilde", "sigma_H")
+
+
+def _constant_values(constants) -> dict[str, float]:
+    """Plain floats from a ``Constants`` record (``.values()``) or a mapping."""
+    values = constants.values() if hasattr(constants, "NAMES") else dict(constants)
+    unknown = sorted(set(values) - set(CONSTANT_NAMES))
+    if unknown:
+        raise TypeError(f"constants has unknown names {unknown}; expected some of {list(CONSTANT_NAMES)}")
+    return values
 
 
 def _kind(kind: str) -> Callable:
-    """Register a function's kind in ``KIND`` and as ``fn.kind``."""
+    """Declare a bound: register its kind (``KIND[name]``, ``fn.kind``) and make
+    its symbols keyword arguments, so that no two can be swapped silently.
+
+    The wrapped function takes at most one positional argument (its first
+    symbol: ``ε``, or the measured quantity it bounds) and every other symbol
+    by name.  ``constants=`` (a ``Constants`` record or a mapping) supplies
+    ``L, rho, sigma, sigma_tilde, sigma_H`` and ``hyper=`` the fields
+    ``HYPER_FIELDS`` that are not given explicitly; an explicit keyword wins.
+    A missing or unknown symbol is a ``TypeError`` naming it.
+    """
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+
     def mark(fn):
-        fn.kind = kind
+        sig = inspect.signature(fn)
+        names = list(sig.parameters)
+        required = [n for n, p in sig.parameters.items() if p.default is inspect.Parameter.empty]
+
+        @functools.wraps(fn)
+        def bound(*args, constants=None, hyper=None, **kw):
+            if len(args) > 1:
+                raise TypeError(f"{fn.__name__}() takes at most one positional argument ({names[0]}); "
+                                f"pass the others by name: {', '.join(names[1:])}")
+            if args:
+                if names[0] in kw:
+                    raise TypeError(f"{fn.__name__}() got {names[0]} both by position and by name")
+                kw[names[0]] = args[0]
+            if hyper is not None:
+                for n in HYPER_FIELDS:
+                    if n in names and n not in kw:
+                        kw[n] = getattr(hyper, n)
+            if constants is not None:
+                for n, v in _constant_values(constants).items():
+                    if n in names and n not in kw:
+                        kw[n] = v
+            unknown = sorted(set(kw) - set(names))
+            if unknown:
+                raise TypeError(f"{fn.__name__}() got unknown argument(s) {unknown}; it takes {names}")
+            missing = [n for n in required if n not in kw]
+            if missing:
+                hint = " (pass constants=family.constants() for L, rho, sigma, ...)" if set(missing) & set(
+                    CONSTANT_NAMES) else ""
+                raise TypeError(f"{fn.__name__}() is missing {missing}{hint}")
+            return fn(**kw)
+
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in sig.parameters.values()]
+        params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in ("constants", "hyper")]
+        bound.__signature__ = sig.replace(parameters=params)
+        bound.kind = kind
         KIND[fn.__name__] = kind
-        return fn
+        return bound
     return mark
 
 
@@ -246,7 +307,7 @@ def maml_bias(alpha, L, sigma_tilde, D_in):
     Returns:
         The bias bound.
     """
-    return _out((1.0 + _nonneg("alpha", alpha) * _pos("L", L)) * inner_bias(alpha, L, sigma_tilde, D_in))
+    return _out((1.0 + _nonneg("alpha", alpha) * _pos("L", L)) * inner_bias(alpha=alpha, L=L, sigma_tilde=sigma_tilde, D_in=D_in))
 
 
 @_kind("upper")
@@ -427,7 +488,7 @@ def telescoped_rhs(F_w0, T, eps, L, rho, alpha, sigma):
         The bound on ``E F(w_T)``.
     """
     T = _num("T", T, integer=True)
-    return _out(float(F_w0) - T * per_step_decrease(eps, L, rho, alpha, sigma))
+    return _out(float(F_w0) - T * per_step_decrease(eps=eps, L=L, rho=rho, alpha=alpha, sigma=sigma))
 
 
 @_kind("upper")
@@ -485,7 +546,7 @@ def S_prime(sigma, sigma_tilde, B, D_in, D_o, alpha, L):
         ``S′``.
     """
     aL = _nonneg("alpha", alpha) * _pos("L", L)
-    return _out(noise_S(sigma, sigma_tilde, B, D_in, D_o)
+    return _out(noise_S(sigma=sigma, sigma_tilde=sigma_tilde, B=B, D_in=D_in, D_o=D_o)
                 + lit.FOMAML_FLOOR_ALPHA * (aL * _nonneg("sigma", sigma)) ** 2)
 
 
@@ -518,9 +579,9 @@ def noise_floor(algorithm, L, rho, sigma, sigma_tilde, alpha, B, D_in, D_o, eps=
     algorithm = _algorithm(algorithm)
     L, rho, alpha, sig = _pos("L", L), _nonneg("rho", rho), _nonneg("alpha", alpha), _nonneg("sigma", sigma)
     eps = _nonneg("eps", eps)
-    S = noise_S(sigma, sigma_tilde, B, D_in, D_o)
+    S = noise_S(sigma=sigma, sigma_tilde=sigma_tilde, B=B, D_in=D_in, D_o=D_o)
     if algorithm == "fomaml":
-        S = S_prime(sigma, sigma_tilde, B, D_in, D_o, alpha, L)
+        S = S_prime(sigma=sigma, sigma_tilde=sigma_tilde, B=B, D_in=D_in, D_o=D_o, alpha=alpha, L=L)
     elif algorithm == "exact":
         S = 0.0 * S                      # infinite batches: no noise, floor ε
     a, b = lit.FLOOR.get(algorithm, lit.FLOOR["maml"])
@@ -550,7 +611,7 @@ def fomaml_dropped_term(alpha, L, sigma_tilde, D_in, mean_inner_grad_norm):
         The bias bound.
     """
     g = _nonneg("mean_inner_grad_norm", mean_inner_grad_norm)
-    return _out(_nonneg("alpha", alpha) * _pos("L", L) * g + inner_bias(alpha, L, sigma_tilde, D_in))
+    return _out(_nonneg("alpha", alpha) * _pos("L", L) * g + inner_bias(alpha=alpha, L=L, sigma_tilde=sigma_tilde, D_in=D_in))
 
 
 # --- THEORY.md §6: HF-MAML ---------------------------------------------------------
@@ -647,6 +708,6 @@ def chain_lower_bound_iterations(eps, Delta, L, alpha):
     Returns:
         The lower bound on iterations (an int for scalar ``eps``).
     """
-    T = np.asarray(chain_T(chain_eps_prime(eps, alpha, L), Delta, L))
+    T = np.asarray(chain_T(eps=chain_eps_prime(eps=eps, alpha=alpha, L=L), Delta=Delta, L=L))
     n = T // 2
     return int(n) if n.ndim == 0 else n

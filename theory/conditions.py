@@ -82,9 +82,9 @@ def _estimate_conditions(v: dict, hyper, theorem: str) -> list[Condition]:
     """``B′`` and ``D_β`` of the step-size lemma (``None`` in ``Hyper``: the minimum)."""
     out = []
     for name, need, given, statement in (
-        ("B_prime_min", bounds.B_prime_min(v["rho"], hyper.alpha, v["sigma"], v["L"]), hyper.B_prime,
+        ("B_prime_min", bounds.B_prime_min(rho=v["rho"], alpha=hyper.alpha, sigma=v["sigma"], L=v["L"]), hyper.B_prime,
          f"tasks of the L̃ estimate B′ ≥ ⌈{lit.B_PRIME_FACTOR:g}(ρασ/L)²⌉ (THEORY.md §3)"),
-        ("D_beta_min", bounds.D_beta_min(v["rho"], hyper.alpha, v["sigma_tilde"], v["L"]), hyper.D_beta,
+        ("D_beta_min", bounds.D_beta_min(rho=v["rho"], alpha=hyper.alpha, sigma_tilde=v["sigma_tilde"], L=v["L"]), hyper.D_beta,
          f"samples per task of the L̃ estimate D_β ≥ ⌈{lit.D_BETA_FACTOR:g}(ρασ̃/L)²⌉ (THEORY.md §3)"),
     ):
         given = need if given is None else given
@@ -93,7 +93,7 @@ def _estimate_conditions(v: dict, hyper, theorem: str) -> list[Condition]:
 
 
 def _D_h_condition(alg: str, v: dict, hyper, theorem: str) -> Condition:
-    need = bounds.D_h_min(alg, hyper.alpha, v["sigma_H"])
+    need = bounds.D_h_min(algorithm=alg, alpha=hyper.alpha, sigma_H=v["sigma_H"])
     statement = f"Hessian batch D_h ≥ ⌈{lit.D_H_FACTOR[alg]:g}(ασ_H)²⌉ (THEORY.md {_SECTION[alg]})"
     return Condition("D_h_min", statement, need, hyper.D_h, hyper.D_h >= need, theorem)
 
