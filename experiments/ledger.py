@@ -54,47 +54,13 @@ from mamlcheck.algorithms.streams import SeedStreams
 from mamlcheck.problems.base import Constants, TaskFamily, check_count
 from mamlcheck.theory import bounds
 from mamlcheck import literature as lit
+from mamlcheck.theory.checks import slack, verdict
 from mamlcheck.theory.conditions import Condition, broken, check_conditions
+from mamlcheck.theory.proof import (NAMES, ROUND_TOL, STATEMENTS, STEPS, VIOLATED_MARK, assumption_conditions,
+                                    cause as _cause, floor_condition as _floor_condition)
 
 __all__ = ["STEPS", "STATEMENTS", "VIOLATED_MARK", "ROUND_TOL", "Ledger", "evaluate",
            "assumption_conditions", "fmt", "summary_cells", "text_table", "format_summary"]
-
-STEPS = ("(7)", "(8)", "(9)", "(10)", "(11)", "(13)", "(14)")
-VIOLATED_MARK = "VIOLATED UNDER THE THEOREM'S CONDITIONS"
-# F is a float64 sum of O(d) terms each of magnitude at most about max(1, |F|), so
-# its rounding error is below ~d·1e-16 of that; 1e-9 leaves a margin of 10^4 or
-# more for any d used here, and stays far below real violations (the negative
-# control's are ~1e-3 relative).  Applied to deterministic comparisons of F values.
-ROUND_TOL = 1e-9
-
-_NAMES = {"(7)": "first moment", "(8)": "second moment", "(9)": "descent lemma",
-          "(10)": "conditional descent", "(11)": "per-step decrease", "(13)": "telescoped decrease",
-          "(14)": "rate"}
-_DEN = f"{lit.DECREASE_DEN:g}(L + ρα(σ + ε))"
-STATEMENTS = {
-    "(7)": f"‖E[G_i(w_k)]‖² ≤ {lit.M1_GRAD:g}‖∇F(w_k)‖² + {lit.M1_NOISE:g}σ̃²/D_in",
-    "(8)": (f"E‖G_i(w_k)‖² ≤ {lit.M2_GRAD:g}‖∇F(w_k)‖² + {lit.M2_SIGMA:g}σ² "
-            f"+ σ̃²({lit.M2_DO:g}/D_o + 1/({1 / lit.M2_DIN:g}D_in))"),
-    "(9)": "F(w_{k+1}) ≤ F(w_k) − β_k∇F(w_k)ᵀg_k + (L(w_k)/2)β_k²‖g_k‖²",
-    "(10)": ("E[F(w_{k+1})|F_k] ≤ F(w_k) − E[β_k]∇F(w_k)ᵀE[G_i] "
-             "+ (L(w_k)/2)E[β_k²](‖E[G_i]‖² + E‖G_i‖²/B)"),
-    "(11)": f"E F(w_{{k+1}}) ≤ E F(w_k) − ε²/({_DEN}) while E‖∇F(w_k)‖ > max{{ε, noise floor}}",
-    "(13)": f"E F(w_T) ≤ F(w_0) − Tε²/({_DEN}) while E‖∇F(w_k)‖ > max{{ε, noise floor}} for all k < T",
-    "(14)": f"first k with E‖∇F(w_k)‖ ≤ ε  ≤  {lit.DECREASE_DEN:g}Δ(L + ρα(σ + ε))/ε²",
-}
-
-# The assumptions and theorem conditions each step rests on (THEORY.md §2–§4);
-# (11), (13), (14) rest on the whole theorem ((11), (13) are evaluated above the floor).
-_ALPHA = {"alpha_range", "alpha_smoothness"}
-_ASSUMED = {"L": ("A2", "A2_L"), "rho": ("A3", "A3_rho"), "sigma": ("A4", "A4_sigma"),
-            "sigma_tilde": ("A5", "A5_sigma_tilde"), "sigma_H": ("A5", "A5_sigma_H")}
-_DEPENDS = {
-    "(7)": {"A2_L", "A5_sigma_tilde"} | _ALPHA,
-    "(8)": {"A2_L", "A4_sigma", "A5_sigma_tilde", "A5_sigma_H", "D_h_min"} | _ALPHA,
-    "(9)": {"A2_L", "A3_rho", "alpha_smoothness"},
-    "(10)": {"A2_L", "A3_rho", "alpha_smoothness"},
-}
-
 
 @dataclass
 class Ledger:
@@ -132,67 +98,15 @@ class Ledger:
         return bool(self.rows.holds.all())
 
 
-# --- conditions ----------------------------------------------------------------
-def assumption_conditions(family: TaskFamily, used: Constants, Delta: float) -> list[Condition]:
-    """A1–A5 for the constants the run uses, against the family's certified ones.
-
-    A constant at or above the certified value keeps the assumption (a larger
-    Lipschitz or variance bound is still a bound).  Below an *exact* certified
-    value the assumption fails (the supremum is attained); below a certified
-    upper bound it is not certified, and the ledger treats it as broken.
-    """
-    theorem = "assumptions A1–A5 (THEORY.md §2)"
-    cert = family.constants()
-    out = [Condition("A1_Delta",
-                     "A1: Δ = F(w_0) − inf F ≤ F(w_0) − inf_f_lower(), a certified lower bound on inf F",
-                     "Δ < ∞", f"Δ ≤ {Delta:.6g}", bool(np.isfinite(Delta)), theorem)]
-    for n, (a, name) in _ASSUMED.items():
-        c, given = getattr(cert, n), float(getattr(used, n).value)
-        ok = given >= c.value * (1 - 1e-12)
-        kind = "exact supremum" if c.exact else "certified upper bound"
-        verdict = "" if ok else ("; understated: the assumption fails" if c.exact else "; below it: not certified")
-        out.append(Condition(name, f"{a}: {n} used ≥ the family's {kind}{verdict}",
-                             f"≥ {c.value:.6g}", given, ok, theorem))
-    return out
-
-
-def _floor_condition(eps: float, floor: float) -> Condition:
-    return Condition("eps_above_floor",
-                     "target ε ≥ noise floor max{√(a(1+ρασ/L)S), b(ρα/L)S} (THEORY.md §4): "
-                     "below it the theorem guarantees only the floor",
-                     f"≥ {floor:.6g}", eps, eps >= floor, "MAML theorem (THEORY.md §4)")
-
-
-def _cause(step: str, verdict: str, broken_names: list[str]) -> str:
-    """Why a row does not hold: the broken conditions it rests on, or the mark."""
-    if verdict == "holds":
-        return ""
-    deps = _DEPENDS.get(step)
-    own = [b for b in broken_names if deps is None or b in deps]
-    other = [b for b in broken_names if b not in own]
-    if verdict == "inconclusive":
-        base = ("inconclusive: ε not reached within a budget below the bound" if step == "(14)"
-                else "inconclusive: the 1−δ interval straddles the bound")
-        return base + (f"; outside the theorem: {', '.join(broken_names)}" if broken_names else "")
-    if own:
-        return f"outside the theorem: {', '.join(own)} broken" + (f" (also {', '.join(other)})" if other else "")
-    if other:
-        return f"VIOLATED UNDER THIS STEP'S CONDITIONS (the run breaks only {', '.join(other)})"
-    return VIOLATED_MARK
-
-
 # --- small statistics helpers ----------------------------------------------------
 def _verdict(lo, hi, right, tol) -> np.ndarray:
-    lo, hi, right, tol = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (lo, hi, right, tol)))
-    return np.where(hi <= right + tol, "holds", np.where(lo > right + tol, "violated", "inconclusive"))
+    """Every row reads ``left ≤ right``: an upper check of ``left`` (``theory.checks``)."""
+    return np.asarray(verdict(lo, hi, right, "upper", tol))
 
 
 def _ratio(num, den) -> np.ndarray:
-    """``num/den``, and ``inf`` where ``den ≤ 0``: the slack of ``den ≤ num``
-    when the bounded quantity ``den`` is nonpositive (nothing to bound)."""
-    num, den = np.broadcast_arrays(np.asarray(num, dtype=float), np.asarray(den, dtype=float))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)
+    """``num/den``, and ``inf`` where ``den ≤ 0``: the slack of ``den ≤ num``."""
+    return np.asarray(slack(den, num, "upper"))
 
 
 _KEY = 0x1ED6E5   # first word of the ledger's spawn keys
@@ -512,7 +426,7 @@ def evaluate(family: TaskFamily, hyper: Hyper, *, eps: float, seeds=8, budget: i
     frame("(14)", [hit[0] if hit.size else K], None, [T_meas], [T_bound], [lo14], [hi14], [lo14], [T_bound])
 
     rows = pd.concat(frames, ignore_index=True)
-    rows.insert(1, "name", rows.step.map(_NAMES))
+    rows.insert(1, "name", rows.step.map(NAMES))
     rows.insert(2, "statement", rows.step.map(STATEMENTS))
     params = {k_: v_ for k_, v_ in family.describe().items() if k_ != "family"}
     config = {"family": family.name, "family_params": params, **hyper.as_dict(), "eps": eps, "seeds": R,
@@ -539,7 +453,7 @@ def _summary(rows: pd.DataFrame, bad: list[str]) -> pd.DataFrame:
         causes = list(dict.fromkeys(c for c in r.cause if c))
         fin = r.slack[np.isfinite(r.slack)]
         out.append({
-            "step": step, "name": _NAMES[step], "rows": n, "held": int(r.holds.sum()),
+            "step": step, "name": NAMES[step], "rows": n, "held": int(r.holds.sum()),
             "violated": int((r.verdict == "violated").sum()),
             "inconclusive": int((r.verdict == "inconclusive").sum()),
             "fraction_held": float(r.holds.mean()) if n else np.nan,
