@@ -13,9 +13,11 @@ from mamlcheck.problems.base import Constants, check_count, check_positive
 from mamlcheck import literature as lit
 from mamlcheck.theory.bounds import B_prime_min, D_beta_min
 
+from .estimators import ALGORITHMS as _ESTIMATORS
+
 __all__ = ["Hyper", "ALGORITHMS", "STEP_RULES"]
 
-ALGORITHMS = ("maml", "fomaml", "hfmaml", "exact")
+ALGORITHMS = tuple(_ESTIMATORS)      # the registered algorithms' names
 STEP_RULES = ("adaptive", "constant")
 
 

@@ -33,16 +33,12 @@ def inner_points(family: TaskFamily, w, alpha: float) -> np.ndarray:
 
 def F_by_tasks(family: TaskFamily, w, alpha: float) -> np.ndarray:
     """``F(w) = Σ_i p_i f_i(w − α∇f_i(w))``, equation (1), as the plain task sum."""
-    _, i = _all_tasks(family, w)
-    return family.loss(inner_points(family, w, alpha), i) @ family.p
+    return family.meta_loss_by_tasks(w, alpha)
 
 
 def grad_F_by_tasks(family: TaskFamily, w, alpha: float) -> np.ndarray:
-    """``∇F(w) = Σ_i p_i (I − α∇²f_i(w)) ∇f_i(w − α∇f_i(w))``, equation (5)."""
-    we, i = _all_tasks(family, w)
-    v = family.grad(we - alpha * family.grad(we, i), i)
-    G = v - alpha * family.hvp(we, i, v)
-    return np.einsum("m,...md->...d", family.p, G)
+    """``∇F(w) = Σ_i p_i (I − α∇²f_i(w)) ∇f_i(w − α∇f_i(w))``, equation (5), as the plain task sum."""
+    return family.meta_grad_by_tasks(w, alpha)
 
 
 def F(family: TaskFamily, w, alpha: float) -> np.ndarray:

@@ -23,8 +23,8 @@ import pandas as pd
 from mamlcheck.problems.base import TaskFamily, check_count, check_positive
 
 from .hyper import Hyper
-from .objective import F, grad_F
-from .steps import outer_step
+from .engine import DIVERGENCE_BOUND, trajectory
+from .objective import F
 from .streams import SeedStreams
 
 __all__ = ["run", "RunResult"]
@@ -41,6 +41,8 @@ class RunResult:
     ``mean_grad_norm[k]``: seed-average ``‖∇F(w_k)‖`` over seeds not diverged
     (once a seed diverges, the average and ``mean_table`` are conditional on
     survival; ``mean_table.seeds_diverged`` says how many seeds it leaves out).
+    ``Delta``: ``E F(w_0) − inf_f_lower()``, the certified ``Δ`` of A1 that the
+    rate (14) takes (``theory.bounds.iterations_upper(..., Delta=res.Delta)``).
     """
 
     table: pd.DataFrame
@@ -52,6 +54,7 @@ class RunResult:
     interrupted: bool
     hyper: Hyper
     config: dict = field(default_factory=dict)
+    Delta: float = float("nan")
 
 
 class _Progress:
@@ -77,12 +80,6 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def _norm(x: np.ndarray) -> np.ndarray:
-    """``np.linalg.norm(x, axis=-1)`` for real ``x``, bit for bit (the same
-    ``sqrt(add.reduce(x·x))``), without its dispatch overhead."""
-    return np.sqrt(np.add.reduce(x * x, axis=-1))
-
-
 def _first_hits(first: np.ndarray, values: np.ndarray, eps: np.ndarray, k: int) -> np.ndarray:
     """Set ``first[..., e] = k`` where ``values ≤ eps[e]`` for the first time."""
     return np.where((first < 0) & (values[..., None] <= eps), k, first)
@@ -90,7 +87,7 @@ def _first_hits(first: np.ndarray, values: np.ndarray, eps: np.ndarray, k: int) 
 
 def run(family: TaskFamily, hyper: Hyper, eps: Sequence[float], *, seeds: int | Sequence[int] = 8,
         budget: int = 10_000, w0=None, root: int = 0, trace_stride: int = 0,
-        divergence_bound: float = 1e8, stop_at_eps: bool = True, progress: bool = False) -> RunResult:
+        divergence_bound: float = DIVERGENCE_BOUND, stop_at_eps: bool = True, progress: bool = False) -> RunResult:
     """Run ``hyper.algorithm`` on ``family`` for every seed at once.
 
     Args:
@@ -111,66 +108,54 @@ def run(family: TaskFamily, hyper: Hyper, eps: Sequence[float], *, seeds: int | 
     budget = check_count("budget", budget, minimum=0)
     trace_stride = check_count("trace_stride", trace_stride, minimum=0)
     check_positive("divergence_bound", divergence_bound)
-    consts = family.constants()
-    L, rho = consts.L.value, consts.rho.value
-    hyper = hyper.resolved(consts)
     streams = SeedStreams(seeds, root)
     R = streams.R
-    w = np.zeros((R, family.d)) if w0 is None else np.array(np.broadcast_to(family._w(w0), (R, family.d)))
-    alive = np.ones(R, dtype=bool)
-    diverged_at = np.full(R, -1)
     first = np.full((R, eps.size), -1)
     mean_first = np.full(eps.size, -1)
     mean_curve: list[float] = []
     trace_rows: list[tuple] = []
+    pending = None                      # the trace row at k, waiting for β_k
     bar = _Progress(progress, budget)
     interrupted = False
-    k = 0
-    exact = hyper.algorithm == "exact"
-    g_F = grad_F(family, w, hyper.alpha)
-    gn = _norm(g_F)
-    all_alive = True                    # no seed has diverged: the masks below are no-ops
     eps_max = eps[0]
+    steps = trajectory(family, hyper, streams=streams, w0=w0, budget=budget, divergence_bound=divergence_bound)
+    st = None
     try:
-        with np.errstate(over="ignore", invalid="ignore"):
-            while True:
-                # (the hot loop: each branch below only skips work whose result is known)
-                if all_alive:
-                    mean_gn = float(np.add.reduce(gn)) / R          # gn.mean(), bit for bit
-                    if np.fmin.reduce(gn) <= eps_max:               # some seed (not NaN) may hit an ε
-                        first = _first_hits(first, gn, eps, k)
-                else:
-                    mean_gn = float(gn[alive].mean()) if alive.any() else float("nan")
-                    first = _first_hits(first, np.where(alive, gn, np.inf), eps, k)
-                mean_curve.append(mean_gn)
-                if mean_gn <= eps_max:
-                    mean_first = _first_hits(mean_first, np.asarray(mean_gn), eps, k)
-                done = k >= budget or (not all_alive and not alive.any()) or (
-                    stop_at_eps and mean_first[-1] >= 0 and np.all(first[alive, -1] >= 0))
-                if done:
-                    if trace_stride:
-                        trace_rows.append((k, w.copy(), gn, np.full(R, np.nan)))
-                    break
-                out = outer_step(family, w, hyper, L, rho, streams, fast=True, grad=g_F if exact else None)
-                if trace_stride and k % trace_stride == 0:
-                    trace_rows.append((k, w.copy(), gn, out.beta))
-                w_new = w - out.beta[:, None] * out.g
-                norm_new = _norm(w_new)
-                bad = None
-                if not np.maximum.reduce(norm_new) <= divergence_bound:   # some seed is out or NaN
-                    bad = ~(norm_new <= divergence_bound) & alive
-                alive_next = alive if bad is None else alive & ~bad
-                w_next = w_new if (bad is None and all_alive) else np.where(alive_next[:, None], w_new, w)
-                g_next = grad_F(family, w_next, hyper.alpha)
-                # commit the step at once: Ctrl-C never leaves w, k and ‖∇F‖ out of step
-                if bad is not None and bad.any():
-                    diverged_at[bad] = k + 1
-                    all_alive = False
-                w, alive, k, g_F, gn = w_next, alive_next, k + 1, g_next, _norm(g_next)
-                if progress:
-                    bar.update(k, int(np.sum(first[alive, -1] >= 0)), R, mean_gn)
+        for st in steps:
+            # (the hot loop: each branch below only skips work whose result is known)
+            k, gn, alive = st.k, st.grad_norm, st.alive
+            if k == 0:
+                w_start = st.w
+            if pending is not None:
+                trace_rows.append((*pending, st.beta))
+                pending = None
+            if st.all_alive:
+                mean_gn = float(np.add.reduce(gn)) / R          # gn.mean(), bit for bit
+                if np.fmin.reduce(gn) <= eps_max:               # some seed (not NaN) may hit an ε
+                    first = _first_hits(first, gn, eps, k)
+            else:
+                mean_gn = float(gn[alive].mean()) if alive.any() else float("nan")
+                first = _first_hits(first, np.where(alive, gn, np.inf), eps, k)
+            mean_curve.append(mean_gn)
+            if mean_gn <= eps_max:
+                mean_first = _first_hits(mean_first, np.asarray(mean_gn), eps, k)
+            done = k >= budget or (not st.all_alive and not alive.any()) or (
+                stop_at_eps and mean_first[-1] >= 0 and np.all(first[alive, -1] >= 0))
+            if done:
+                if trace_stride:
+                    trace_rows.append((k, st.w, gn, np.full(R, np.nan)))
+                break
+            if trace_stride and k % trace_stride == 0:
+                pending = (k, st.w, gn)
+            if progress:
+                bar.update(k, int(np.sum(first[alive, -1] >= 0)), R, mean_gn)
     except KeyboardInterrupt:
         interrupted = True
+    steps.close()
+    if st is None:                      # interrupted before w_0 was evaluated: nothing to return
+        raise KeyboardInterrupt
+    gn, diverged_at, w, k, alive = st.grad_norm, st.diverged_at, st.w, st.k, st.alive
+    hyper = hyper.resolved(family.constants())
     bar.close()
     config = {**family.describe(), **{k_: v for k_, v in hyper.as_dict().items()}}
     return RunResult(
@@ -178,7 +163,16 @@ def run(family: TaskFamily, hyper: Hyper, eps: Sequence[float], *, seeds: int | 
         mean_table=_mean_table(eps, mean_first, alive, config),
         trace=_trace_table(family, hyper.alpha, streams.seeds, trace_rows, diverged_at) if trace_stride else None,
         mean_grad_norm=np.asarray(mean_curve), w=w, iterations=k, interrupted=interrupted,
-        hyper=hyper, config=config)
+        hyper=hyper, config=config, Delta=_delta(family, w_start, hyper.alpha))
+
+
+def _delta(family: TaskFamily, w0: np.ndarray, alpha: float) -> float:
+    """``Δ ≤ E F(w_0) − inf_f_lower()`` (A1): the certified bound on ``F(w_0) − inf F``
+    averaged over the seeds' starts (NaN if the family certifies no lower bound)."""
+    try:
+        return float(F(family, w0, alpha).mean()) - float(family.inf_f_lower())
+    except NotImplementedError:
+        return float("nan")
 
 
 def _with_config(df: pd.DataFrame, config: dict) -> pd.DataFrame:

@@ -3,20 +3,17 @@
 ``G_i`` of (6) is biased because the stochastic inner step sits inside
 ``∇f_i``.  The bias lemma bounds ``‖E[G_i(w)] − ∇F(w)‖ ≤ (1 + αL)αLσ̃/√D_in``
 (``theory.bounds.maml_bias``; the expectation is over the task draw and all
-batches).  On ``cosine-quadratic`` the bias is computed *exactly*:
+batches).  On a family that declares the law of its inner step (capabilities
+``inner_noise_var`` and ``inner_bias`` of ``problems.base.CAPABILITIES``;
+``cosine-quadratic``, whose Gaussian noise gives it in closed form) the bias
+is computed *exactly*:
 
-* The inner point is ``u_i + Z`` with ``u_i = w − α∇f_i(w)`` and
-  ``Z = −α(ξ̄ − η̄γω sin(ωw))``, ``ξ̄ ~ N(0, s_ξ²/(d·D_in) I)``,
-  ``η̄ ~ N(0, s_η²/D_in)``: a Gaussian vector (its coordinates are correlated
-  through ``η̄``) with coordinate variances
-  ``v_j = α²(s_ξ²/d + s_η²γ²ω² sin²(ωw_j))/D_in``.
+* The inner point is ``u_i + Z`` with ``u_i = w − α∇f_i(w)`` and ``Z`` the
+  inner step's noise, of coordinate variances ``v = inner_noise_var``.
 * The outer batch ``D_o`` is independent and its noise has mean zero, so
-  ``E[∇̃f_i(u_i + Z, D_o) | Z] = ∇f_i(u_i + Z) = A(u_i + Z − c_i) − γω sin(ω(u_i + Z))``.
-  ``E[Z] = 0`` and ``sin`` acts coordinatewise, so only the marginals
-  ``Z_j ~ N(0, v_j)`` matter: ``E sin(a + ωZ_j) = sin(a)·exp(−ω²v_j/2)``
-  (Gaussian characteristic function).  Hence
-  ``E[∇̃f_i(u_i + Z, D_o)] = ∇f_i(u_i) + e_i`` with
-  ``e_i = γω(1 − exp(−ω²v/2)) ⊙ sin(ωu_i)``, in closed form (no quadrature).
+  ``E[∇̃f_i(u_i + Z, D_o)] = E[∇f_i(u_i + Z)] = ∇f_i(u_i) + e_i`` with
+  ``e_i = inner_bias`` (on cosine-quadratic ``γω(1 − exp(−ω²v/2)) ⊙ sin(ωu_i)``,
+  by the Gaussian characteristic function; no quadrature).
 * ``D_h`` is independent of both and ``E[∇̃²f_i(w, D_h)] = ∇²f_i(w)``, so
   ``E[G_i] − ∇F = Σ_i p_i (I − α∇²f_i(w)) e_i``.
 
@@ -32,6 +29,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -40,63 +38,68 @@ from mamlcheck.algorithms.hyper import Hyper
 from mamlcheck.algorithms.objective import grad_F, inner_points
 from mamlcheck.algorithms.runner import run
 from mamlcheck.problems import make_family
-from mamlcheck.problems.cosine_quadratic import CosineQuadratic
 from mamlcheck.theory import bounds
 from mamlcheck import literature as lit
 
 from . import style
 from .analysis import broken_names, loglog_slope, stationary_point
 
-__all__ = ["NAME", "TITLE", "cells", "compute", "plot", "claims", "inner_noise_var", "expected_G",
-           "exact_bias", "bias_bound_A3"]
+__all__ = ["NAME", "TITLE", "Scale", "cells", "compute", "plot", "claims", "inner_noise_var",
+           "expected_G", "exact_bias", "bias_bound_A3"]
 
 NAME = "bias_din"
 TITLE = "Bias of the MAML gradient estimate against D_in"
 
 FAMILY = "cosine-quadratic"
 VARIANTS = ({}, {"spread": 0.1, "noise_grad": 3.0})   # the default family; noise_floor's (σ̃² ≫ σ²)
-_SCALES = {  # scale: (family variants, αL values, D_in grid, exact-MAML iterations of the points)
-    "tiny": (VARIANTS[:1], (lit.ALPHA_MAX_LD["maml"],), [1, 3, 10, 30, 100, 1000], (0, 10)),
-    "quick": (VARIANTS, (lit.ALPHA_MAX_LD["maml"],), np.unique(np.round(np.logspace(0, 3, 10))), (0, 10, 100)),
-    "default": (VARIANTS, (lit.ALPHA_MAX_LD["maml"], 0.5),
-                np.unique(np.round(np.logspace(0, 4, 25))), (0, 10, 100, 1000)),
-    "full": (VARIANTS, (lit.ALPHA_MAX_LD["maml"], 0.5, 1.0),
-             np.unique(np.round(np.logspace(0, 5, 51))), (0, 3, 10, 30, 100, 300, 1000, 3000)),
+
+
+class Scale(NamedTuple):
+    """The sweep of one scale."""
+
+    variants: tuple          # family parameters, one cell each (with each αL)
+    alpha_L: tuple           # αL values
+    D_in: object             # the D_in grid
+    trajectory_k: tuple      # exact-MAML iterations at which the points w are taken (and w*)
+
+
+_SCALES = {
+    "tiny": Scale(VARIANTS[:1], (lit.ALPHA_MAX_LD["maml"],), [1, 3, 10, 30, 100, 1000], (0, 10)),
+    "quick": Scale(VARIANTS, (lit.ALPHA_MAX_LD["maml"],), np.unique(np.round(np.logspace(0, 3, 10))),
+                   (0, 10, 100)),
+    "default": Scale(VARIANTS, (lit.ALPHA_MAX_LD["maml"], 0.5),
+                     np.unique(np.round(np.logspace(0, 4, 25))), (0, 10, 100, 1000)),
+    "full": Scale(VARIANTS, (lit.ALPHA_MAX_LD["maml"], 0.5, 1.0),
+                  np.unique(np.round(np.logspace(0, 5, 51))), (0, 3, 10, 30, 100, 300, 1000, 3000)),
 }
 RATE_TOL = 0.02     # a fitted slope "is" −1 or −1/2 if within this of its 95% interval
 
 
 def cells(scale: str) -> list[dict]:
     """One cell per family variant × ``αL``; each computes every point × ``D_in``."""
-    variants, alphas, grid, ks = _SCALES[scale]
+    s = _SCALES[scale]
     return [{"family": FAMILY, "family_params": v, "alpha_L": float(a),
-             "D_in": [int(n) for n in grid], "trajectory_k": list(ks)}
-            for v in variants for a in alphas]
+             "D_in": [int(n) for n in s.D_in], "trajectory_k": list(s.trajectory_k)}
+            for v in s.variants for a in s.alpha_L]
 
 
-# --- the exact bias on cosine-quadratic -------------------------------------------
-def _check(family) -> CosineQuadratic:
-    if not isinstance(family, CosineQuadratic):
-        raise ValueError(f"the closed-form bias needs cosine-quadratic, got {family.name!r}")
+# --- the exact bias -----------------------------------------------------------------
+_LAW = ("inner_noise_var", "inner_bias")
+
+
+def _check(family):
+    """``family``, if it declares the law of its inner step (``_LAW``)."""
+    missing = [c for c in _LAW if not family.offers(c)]
+    if missing:
+        raise ValueError(f"the closed-form bias needs a family offering {' and '.join(missing)}, "
+                         f"got {family.name!r}")
     return family
 
 
 def inner_noise_var(family, w, alpha: float, D_in) -> np.ndarray:
-    """Coordinate variances ``v_j = α²(s_ξ²/d + s_η²γ²ω² sin²(ωw_j))/D_in`` of the
-    inner-step perturbation ``Z`` (module docstring); ``D_in`` broadcasts with
-    ``w.shape[:-1]``."""
-    fam = _check(family)
-    w = fam._w(w)
-    s = np.sin(fam.omega * w)
-    per_sample = fam.noise_grad ** 2 / fam.d + (fam.noise_amp * fam.gamma * fam.omega * s) ** 2
-    return alpha ** 2 * per_sample / np.asarray(D_in, dtype=float)[..., None]
-
-
-def _inner_bias_terms(fam, w, alpha, var):
-    """``e_i = γω(1 − exp(−ω²v/2)) ⊙ sin(ωu_i)`` for every task, ``(..., M, d)``."""
-    u = inner_points(fam, w, alpha)
-    damp = -np.expm1(-0.5 * fam.omega ** 2 * var)[..., None, :]
-    return u, fam.gamma * fam.omega * damp * np.sin(fam.omega * u)
+    """Coordinate variances ``v`` of the inner-step perturbation ``Z`` (module
+    docstring), ``(..., d)``; ``D_in`` broadcasts with ``w.shape[:-1]``."""
+    return _check(family).inner_noise_var(w, alpha, D_in)
 
 
 def expected_G(family, w, alpha: float, D_in, var=None) -> np.ndarray:
@@ -106,8 +109,8 @@ def expected_G(family, w, alpha: float, D_in, var=None) -> np.ndarray:
     negative control passes a wrong one)."""
     fam = _check(family)
     w = fam._w(w)
-    var = inner_noise_var(fam, w, alpha, D_in) if var is None else np.asarray(var, dtype=float)
-    u, e = _inner_bias_terms(fam, w, alpha, var)
+    var = fam.inner_noise_var(w, alpha, D_in) if var is None else np.asarray(var, dtype=float)
+    u, e = inner_points(fam, w, alpha), fam.inner_bias(w, alpha, var)
     tasks = np.arange(fam.M)
     mean_v = fam.grad(u, tasks) + e
     return mean_v - alpha * fam.hvp(w[..., None, :], tasks, mean_v)
@@ -119,7 +122,7 @@ def exact_bias(family, w, alpha: float, D_in) -> np.ndarray:
     when tiny: ``(..., d)``."""
     fam = _check(family)
     w = fam._w(w)
-    _, e = _inner_bias_terms(fam, w, alpha, inner_noise_var(fam, w, alpha, D_in))
+    e = fam.inner_bias(w, alpha, fam.inner_noise_var(w, alpha, D_in))
     tasks = np.arange(fam.M)
     b = e - alpha * fam.hvp(w[..., None, :], tasks, e)
     return np.einsum("m,...md->...d", fam.p, b)

@@ -50,7 +50,8 @@ from scipy import stats
 from mamlcheck.algorithms.hyper import Hyper
 from mamlcheck.algorithms.objective import F, G_i, grad_F, inner_points, local_L
 from mamlcheck.algorithms.steps import outer_step
-from mamlcheck.algorithms.streams import SeedStreams
+from mamlcheck.algorithms.engine import trajectory
+from mamlcheck.algorithms.estimators import algorithm
 from mamlcheck.problems.base import Constants, TaskFamily, check_count
 from mamlcheck.theory import bounds
 from mamlcheck import literature as lit
@@ -133,31 +134,26 @@ def _across_seeds(x: np.ndarray, delta: float, exact: bool) -> tuple[np.ndarray,
 
 
 # --- the trajectory ----------------------------------------------------------------
-def _trajectory(family, hyper, L, rho, eps, seeds, budget, w0, root, divergence_bound=1e8):
-    """Step all seeds with ``outer_step`` until the seed-averaged ``‖∇F‖ ≤ ε``
-    or the budget; return iterates ``W (K+1, R, d)``, ``β (K, R)``, ``g (K, R, d)``."""
-    streams = SeedStreams(seeds, root)
-    R = streams.R
-    w = np.zeros((R, family.d)) if w0 is None else np.array(np.broadcast_to(family._w(w0), (R, family.d)))
-    W, betas, gs = [w], [], []
+def _trajectory(family, hyper, used, eps, seeds, budget, w0, root):
+    """The run the proof is walked on, from the trajectory engine (the same
+    iterates as ``run`` with these seeds): until the seed-averaged
+    ``‖∇F‖ ≤ ε``, the budget, or the first seed to diverge (the proof's
+    inequalities are about the iterates the algorithm produces, not a frozen
+    seed's).  Returns iterates ``W (K+1, R, d)``, ``β (K, R)``, ``g (K, R, d)``."""
+    W, betas, gs = [], [], []
     stopped = "budget"
-    gn_mean = np.linalg.norm(grad_F(family, w, hyper.alpha), axis=-1).mean()
-    for _ in range(budget):
-        if gn_mean <= eps:
+    for st in trajectory(family, hyper, seeds=seeds, w0=w0, root=root, constants=used, budget=budget):
+        if not st.all_alive:
+            stopped = f"diverged at k = {st.k}"
+            break
+        if st.g is not None:
+            betas.append(st.beta)
+            gs.append(st.g)
+        W.append(st.w)
+        if st.grad_norm.mean() <= eps:
             stopped = "reached ε"
             break
-        out = outer_step(family, w, hyper, L, rho, streams)
-        with np.errstate(over="ignore", invalid="ignore"):
-            w_new = w - out.beta[:, None] * out.g
-        if not np.all(np.linalg.norm(w_new, axis=-1) <= divergence_bound):
-            stopped = f"diverged at k = {len(W)}"
-            break
-        w = w_new
-        W.append(w)
-        betas.append(out.beta)
-        gs.append(out.g)
-        gn_mean = np.linalg.norm(grad_F(family, w, hyper.alpha), axis=-1).mean()
-    d = family.d
+    R, d = W[0].shape
     return (np.stack(W), np.array(betas).reshape(-1, R), np.array(gs).reshape(-1, R, d), stopped)
 
 
@@ -188,7 +184,7 @@ def _moments(family, hyper, w, draws, rng, delta):
     ``E‖G‖²``: a normal interval.  Exact mode: the exact per-task meta-gradients.
     """
     p = family.p
-    if hyper.algorithm == "exact":
+    if algorithm(hyper.algorithm).exact:
         G = _task_meta_grads(family, w, hyper.alpha)
         m1 = float(np.sum((p @ G) ** 2))
         m2 = float(p @ np.sum(G ** 2, -1))
@@ -225,7 +221,7 @@ def _conditional(family, hyper, w, L, rho, reps, rng, delta):
     gF = grad_F(family, w, alpha)
     F0 = float(F(family, w, alpha))
     Lw = float(local_L(family, w, alpha, L, rho))
-    exact = hyper.algorithm == "exact"
+    exact = algorithm(hyper.algorithm).exact
     n = 1 if exact else reps
     out = outer_step(family, np.repeat(w[None, :], n, axis=0), hyper, L, rho, rng)
     Fp = F(family, w - out.beta[:, None] * out.g, alpha)
@@ -324,9 +320,9 @@ def evaluate(family: TaskFamily, hyper: Hyper, *, eps: float, seeds=8, budget: i
     v = used.values()
     L, rho, sigma, s_t, alpha = v["L"], v["rho"], v["sigma"], v["sigma_tilde"], hyper.alpha
     hyper = hyper.resolved(used)
-    exact = hyper.algorithm == "exact"
+    exact = algorithm(hyper.algorithm).exact
 
-    W, beta, g, stopped = _trajectory(family, hyper, L, rho, eps, seeds, budget, w0, root)
+    W, beta, g, stopped = _trajectory(family, hyper, used, eps, seeds, budget, w0, root)
     K, R = beta.shape
     Fw = F(family, W, alpha)                                     # (K+1, R)
     gF = grad_F(family, W, alpha)                                # (K+1, R, d)

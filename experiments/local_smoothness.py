@@ -29,6 +29,8 @@ second difference of ``F``), stated in the claim.
 """
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 from pathlib import Path
 
 import numpy as np
@@ -59,17 +61,27 @@ H_REL = 1e-5             # ‖u − w‖ = H_REL·max(1, ‖w‖)
 N_RANDOM = 4             # random unit directions per point (the largest ratio is kept)
 N_POWER = 12             # power iterations for the top direction of ∇²F(w)
 FD_RTOL = 1e-4           # relative slack for finite-difference rounding in the verdicts
-_SCALES = {  # scale: (random points, trajectory seeds, trajectory steps, points per trajectory)
-    "tiny": (60, 4, 40, 10),
-    "quick": (300, 8, 200, 20),
-    "default": (1500, 24, 800, 40),
-    "full": (10000, 64, 3000, 100),
+class Scale(NamedTuple):
+    """The size of this experiment at one scale (random points, trajectory seeds, trajectory steps, points per trajectory)."""
+
+    points: Any
+    seeds: Any
+    steps: Any
+    per_trajectory: Any
+
+
+SCALES = {
+    "tiny": Scale(points=60, seeds=4, steps=40, per_trajectory=10),
+    "quick": Scale(points=300, seeds=8, steps=200, per_trajectory=20),
+    "default": Scale(points=1500, seeds=24, steps=800, per_trajectory=40),
+    "full": Scale(points=10000, seeds=64, steps=3000, per_trajectory=100),
 }
 
 
 def cells(scale: str) -> list[dict]:
     """Per family: one cell of random points, one of adaptive-MAML trajectory points."""
-    P, R, K, n_k = _SCALES[scale]
+    s = SCALES[scale]
+    P, R, K, n_k = s.points, s.seeds, s.steps, s.per_trajectory
     out = []
     for fam, spec in FAMILIES.items():
         base = {"family": fam, "family_params": spec["params"], "alpha_L": ALPHA_L}

@@ -36,6 +36,8 @@ broken ``step_rule``.  ``D_h`` is each theorem's minimum.  Bounds:
 """
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import time
 from pathlib import Path
 
@@ -73,12 +75,22 @@ STEP_C = lit.STEP_C["maml"]                    # one step rule for all three: β
 BAND = (0.1, 0.9)                              # seed band: quantiles of the per-seed plateaus
 ZERO_FRACTION = 0.05                           # "→ 0": below this fraction of the floor at the largest σ
 TIMING_STEPS = 20                              # outer steps timed alone for the cost table
-_SCALES = {  # scale: (seeds, tasks per step B, steps K, start offset r₀, spreads, αL values)
-    "tiny": (4, 64, 200, 0.001, (0.0, 0.4), (ALPHA_L_SIGMA,)),
-    "quick": (6, 128, 400, 0.02, (0.0, 0.2, 0.4), (0.05, ALPHA_L_SIGMA, 0.25)),
-    "default": (8, 256, 800, 0.05, (0.0, 0.1, 0.2, 0.3, 0.4), (0.05, ALPHA_L_SIGMA, 1 / 6, 0.25)),
-    "full": (32, 1024, 3000, 0.05, (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5),
-             (0.025, 0.05, ALPHA_L_SIGMA, 0.15, 1 / 6, 0.2, 0.25)),
+class Scale(NamedTuple):
+    """The size of this experiment at one scale (seeds, tasks per step B, steps K, start offset r₀, spreads, αL values)."""
+
+    seeds: Any
+    B: Any
+    steps: Any
+    r0: Any
+    spreads: Any
+    alpha_L: Any
+
+
+SCALES = {
+    "tiny": Scale(seeds=4, B=64, steps=200, r0=0.001, spreads=(0.0, 0.4), alpha_L=(ALPHA_L_SIGMA,)),
+    "quick": Scale(seeds=6, B=128, steps=400, r0=0.02, spreads=(0.0, 0.2, 0.4), alpha_L=(0.05, ALPHA_L_SIGMA, 0.25)),
+    "default": Scale(seeds=8, B=256, steps=800, r0=0.05, spreads=(0.0, 0.1, 0.2, 0.3, 0.4), alpha_L=(0.05, ALPHA_L_SIGMA, 1 / 6, 0.25)),
+    "full": Scale(seeds=32, B=1024, steps=3000, r0=0.05, spreads=(0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5), alpha_L=(0.025, 0.05, ALPHA_L_SIGMA, 0.15, 1 / 6, 0.2, 0.25)),
 }
 
 
@@ -86,7 +98,8 @@ def cells(scale: str) -> list[dict]:
     """One cell per (algorithm, spread, αL); ``sweeps`` names the sweeps the
     configuration belongs to (``sigma``: spreads at ``αL = 1/10``;
     ``alpha``: αL values at ``spread = 0.4``)."""
-    R, n_b, K, r0, spreads, alphas = _SCALES[scale]
+    s = SCALES[scale]
+    R, n_b, K, r0, spreads, alphas = s.seeds, s.B, s.steps, s.r0, s.spreads, s.alpha_L
     configs: dict[tuple, list[str]] = {}
     for s in spreads:
         configs.setdefault((s, ALPHA_L_SIGMA), []).append("sigma")

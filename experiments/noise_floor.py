@@ -26,6 +26,8 @@ through a variance ``≈ (αL)²σ̃²/(B·D_in)`` and a bias of order ``1/D_in`
 """
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 from pathlib import Path
 
 import matplotlib
@@ -53,14 +55,19 @@ BASE = {"B": 20, "D_in": 1000, "D_o": 1}               # the one-at-a-time sweep
 SWEEP_ORDER = ("B", "D_o", "D_in", "joint")
 SWEEP_LABEL = {"B": "tasks per step B", "D_o": "outer batch D_o", "D_in": "inner batch D_in",
                "joint": "B = D_in = D_o = n"}
-_SCALES = {  # scale: (seeds, outer steps, sweep values)
-    "tiny": (4, 200, {"joint": [1, 4, 16]}),
-    "quick": (8, 400, {"B": [2, 20, 100], "D_o": [1, 30], "D_in": [1, 1000], "joint": [1, 5, 25]}),
-    "default": (16, 1000, {"B": [1, 2, 5, 10, 20, 50, 100], "D_o": [1, 3, 10, 30, 100],
-                           "D_in": [1, 3, 10, 100, 1000], "joint": [1, 2, 5, 10, 20, 50]}),
-    "full": (64, 4000, {"B": [1, 2, 5, 10, 20, 50, 100, 200], "D_o": [1, 2, 5, 10, 30, 100, 300],
-                        "D_in": [1, 2, 5, 10, 30, 100, 1000, 10000],
-                        "joint": [1, 2, 5, 10, 20, 50, 100]}),
+class Scale(NamedTuple):
+    """The size of this experiment at one scale (seeds, outer steps, sweep values)."""
+
+    seeds: Any
+    steps: Any
+    sweeps: Any
+
+
+SCALES = {
+    "tiny": Scale(seeds=4, steps=200, sweeps={"joint": [1, 4, 16]}),
+    "quick": Scale(seeds=8, steps=400, sweeps={"B": [2, 20, 100], "D_o": [1, 30], "D_in": [1, 1000], "joint": [1, 5, 25]}),
+    "default": Scale(seeds=16, steps=1000, sweeps={"B": [1, 2, 5, 10, 20, 50, 100], "D_o": [1, 3, 10, 30, 100], "D_in": [1, 3, 10, 100, 1000], "joint": [1, 2, 5, 10, 20, 50]}),
+    "full": Scale(seeds=64, steps=4000, sweeps={"B": [1, 2, 5, 10, 20, 50, 100, 200], "D_o": [1, 2, 5, 10, 30, 100, 300], "D_in": [1, 2, 5, 10, 30, 100, 1000, 10000], "joint": [1, 2, 5, 10, 20, 50, 100]}),
 }
 TRACE_POINTS = 50        # iterations stored per seed for the trajectory figure
 BAND = (0.1, 0.9)        # seed band: quantiles of the per-seed plateaus
@@ -70,7 +77,8 @@ def cells(scale: str) -> list[dict]:
     """One cell per configuration ``(B, D_in, D_o)``; ``sweeps`` lists the
     sweeps it belongs to (the base configuration is in all three one-at-a-time
     sweeps, computed once)."""
-    R, K, sweeps = _SCALES[scale]
+    s = SCALES[scale]
+    R, K, sweeps = s.seeds, s.steps, s.sweeps
     configs: dict[tuple, list[str]] = {}
     for sweep in SWEEP_ORDER:
         for v in sweeps.get(sweep, []):

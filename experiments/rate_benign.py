@@ -18,6 +18,8 @@ smaller half of the ``ε`` grid, the log-log slope on all of it.
 """
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import json
 from pathlib import Path
 
@@ -43,18 +45,28 @@ ALPHA_L = lit.ALPHA_MAX_LD["maml"]          # α = 1/(6L)
 W0_ROOT = 20200                             # root of the per-seed initial points
 _SMALL = {"cosine-quadratic": {"d": 4, "M": 5, "a_min": 1.0, "a_max": 2.0, "gamma": 0.1},
           "robust-regression": {"d": 3, "M": 4, "N": 20}}
-_SCALES = {  # scale: (seeds, ε exponents lo..hi, number of ε, family parameters)
-    "tiny": (2, (-4, -2), 5, _SMALL),
-    "quick": (4, (-6, -2), 9, {"cosine-quadratic": {}, "robust-regression": {}}),
-    "default": (8, (-10, -2), 17, {"cosine-quadratic": {}, "robust-regression": {}}),
-    "full": (32, (-11, -2), 19, {"cosine-quadratic": {}, "robust-regression": {}}),
+class Scale(NamedTuple):
+    """The size of this experiment at one scale (seeds, ε exponents lo..hi, number of ε, family parameters)."""
+
+    seeds: Any
+    eps_exponents: Any
+    n_eps: Any
+    families: Any
+
+
+SCALES = {
+    "tiny": Scale(seeds=2, eps_exponents=(-4, -2), n_eps=5, families=_SMALL),
+    "quick": Scale(seeds=4, eps_exponents=(-6, -2), n_eps=9, families={"cosine-quadratic": {}, "robust-regression": {}}),
+    "default": Scale(seeds=8, eps_exponents=(-10, -2), n_eps=17, families={"cosine-quadratic": {}, "robust-regression": {}}),
+    "full": Scale(seeds=32, eps_exponents=(-11, -2), n_eps=19, families={"cosine-quadratic": {}, "robust-regression": {}}),
 }
 BUDGET = 200_000
 
 
 def cells(scale: str) -> list[dict]:
     """One cell per family: every ε of the grid comes out of one seed-batched run."""
-    R, (lo, hi), n, fams = _SCALES[scale]
+    s = SCALES[scale]
+    R, (lo, hi), n, fams = s.seeds, s.eps_exponents, s.n_eps, s.families
     return [{"family": name, "family_params": params, "seeds": R, "eps_exp_lo": lo, "eps_exp_hi": hi,
              "n_eps": n, "alpha_L": ALPHA_L, "budget": BUDGET} for name, params in fams.items()]
 

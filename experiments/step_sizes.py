@@ -24,11 +24,13 @@ stable or unstable at about the same ``β`` from every start; the large
 tells whether the divergence threshold moves with ``r``.
 
 ``L(w_k)`` is evaluated exactly (``algorithms.objective.local_L``) on
-iterates of the same configuration stepped by ``algorithms.steps.outer_step``
+iterates of the same configuration from the trajectory engine (``algorithms.engine``)
 in a seed-batched loop (the runner's trace holds ``β_k``, not ``w_k``);
 ``1/(12β_k) = L̃(w_k)`` is recorded beside it as the rule's own estimate.
 """
 from __future__ import annotations
+
+from typing import Any, NamedTuple
 
 from pathlib import Path
 
@@ -38,8 +40,7 @@ import pandas as pd
 from mamlcheck.algorithms.hyper import Hyper
 from mamlcheck.algorithms.objective import grad_F, local_L, mean_task_grad_norm
 from mamlcheck.algorithms.runner import run
-from mamlcheck.algorithms.steps import outer_step
-from mamlcheck.algorithms.streams import SeedStreams
+from mamlcheck.algorithms.engine import trajectory
 from mamlcheck.problems import make_family
 from mamlcheck.theory import bounds
 from mamlcheck import literature as lit
@@ -56,13 +57,21 @@ FAMILY = "cosine-quadratic"
 FAMILY_PARAMS = {"gamma": 0.05, "omega": 6.0}
 ALPHA_L = lit.ALPHA_MAX_LD["maml"]
 B = lit.B_MIN
-_SCALES = {  # scale: (seeds, budget, start radii, constant β·L values, trajectory steps)
-    "tiny": (8, 60, (1.0, 100.0), (0.5, 6.0), 60),
-    "quick": (16, 200, (1.0, 10.0, 100.0), (0.25, 1.0, 2.0, 3.0, 3.5, 4.0, 6.0), 300),
-    "default": (32, 400, (1.0, 10.0, 100.0),
-                (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 3.5, 3.75, 4.0, 5.0, 8.0), 1500),
-    "full": (128, 2000, (1.0, 3.0, 10.0, 30.0, 100.0, 1000.0),
-             (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.25, 3.5, 3.75, 4.0, 4.5, 5.0, 8.0), 5000),
+class Scale(NamedTuple):
+    """The size of this experiment at one scale (seeds, budget, start radii, constant β·L values, trajectory steps)."""
+
+    seeds: Any
+    budget: Any
+    radii: Any
+    beta_L: Any
+    trajectory_steps: Any
+
+
+SCALES = {
+    "tiny": Scale(seeds=8, budget=60, radii=(1.0, 100.0), beta_L=(0.5, 6.0), trajectory_steps=60),
+    "quick": Scale(seeds=16, budget=200, radii=(1.0, 10.0, 100.0), beta_L=(0.25, 1.0, 2.0, 3.0, 3.5, 4.0, 6.0), trajectory_steps=300),
+    "default": Scale(seeds=32, budget=400, radii=(1.0, 10.0, 100.0), beta_L=(0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 3.5, 3.75, 4.0, 5.0, 8.0), trajectory_steps=1500),
+    "full": Scale(seeds=128, budget=2000, radii=(1.0, 3.0, 10.0, 30.0, 100.0, 1000.0), beta_L=(0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.25, 3.5, 3.75, 4.0, 4.5, 5.0, 8.0), trajectory_steps=5000),
 }
 TRACE_POINTS = 80
 BAND = (0.1, 0.9)
@@ -71,7 +80,8 @@ BAND = (0.1, 0.9)
 def cells(scale: str) -> list[dict]:
     """Per start radius: one cell per step rule (adaptive, each constant β),
     and one trajectory cell (``L(w_k)`` along adaptive iterates)."""
-    R, K, radii, betas, K_traj = _SCALES[scale]
+    s = SCALES[scale]
+    R, K, radii, betas, K_traj = s.seeds, s.budget, s.radii, s.beta_L, s.trajectory_steps
     base = {"family": FAMILY, "family_params": FAMILY_PARAMS, "alpha_L": ALPHA_L, "B": B, "seeds": R}
     out = []
     for r in radii:
@@ -84,38 +94,28 @@ def cells(scale: str) -> list[dict]:
 
 def far_starts(family, radius: float, R: int, seed: int = 0, centre=None) -> np.ndarray:
     """``R`` starts ``centre + radius·u_r``, ``u_r`` uniform on the unit sphere
-    (the same for every step rule at this radius); ``centre`` defaults to the
-    mean task centre ``c̄`` where the family has one, else 0."""
+    (the same for every step rule at this radius); ``centre`` defaults to
+    where the family's tasks sit (capability ``centre_and_length``), else 0."""
     rng = np.random.default_rng([seed, int(round(radius * 1000))])
     u = rng.standard_normal((R, family.d))
     if centre is None:
-        centre = getattr(family, "c_bar", np.zeros(family.d))
+        centre = family.centre_and_length()[0] if family.offers("centre_and_length") else np.zeros(family.d)
     return centre + radius * u / np.linalg.norm(u, axis=1, keepdims=True)
 
 
 def adaptive_trajectory(family, hyper: Hyper, w0: np.ndarray, steps: int, stride: int, root: int = 0):
-    """Iterates of ``hyper`` (stepped by ``outer_step``, all seeds at once)
+    """Iterates of ``hyper`` from the trajectory engine (all seeds at once)
     every ``stride`` steps: ``(ks, W, betas)`` with ``W`` of shape
     ``(len(ks), R, d)`` and ``betas[j]`` the step taken at ``ks[j]``
-    (NaN at the last point).  Seeds that leave ``‖w‖ ≤ 10⁸`` are frozen."""
-    c = family.constants()
-    L, rho = c.L.value, c.rho.value
-    hyper = hyper.resolved(c)
-    streams = SeedStreams(w0.shape[0], root)
-    w = np.array(w0, dtype=float)
+    (NaN at the last point).  Diverged seeds are frozen (the engine's rule)."""
     ks, W, betas = [], [], []
-    with np.errstate(over="ignore", invalid="ignore"):
-        for k in range(steps + 1):
-            out = outer_step(family, w, hyper, L, rho, streams) if k < steps else None
-            if k % stride == 0 or out is None:
-                ks.append(k)
-                W.append(w.copy())
-                betas.append(np.full(w.shape[0], np.nan) if out is None else out.beta)
-            if out is None:
-                break
-            w_new = w - out.beta[:, None] * out.g
-            ok = np.linalg.norm(w_new, axis=-1) <= 1e8
-            w = np.where(ok[:, None], w_new, w)
+    for st in trajectory(family, hyper, seeds=w0.shape[0], w0=w0, root=root, budget=steps):
+        if st.beta is not None and ks and ks[-1] == st.k - 1:
+            betas.append(st.beta)
+        if st.k % stride == 0 or st.k == steps:
+            ks.append(st.k)
+            W.append(st.w)
+    betas.append(np.full(w0.shape[0], np.nan))
     return np.array(ks), np.stack(W), np.stack(betas)
 
 

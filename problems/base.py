@@ -147,6 +147,9 @@ CAPABILITIES = {
     "outer_second": "exact E[v vᵀ] of v = ∇̃f_i(w − α∇̃f_i(w, D_in), D_o)",
     "hess_factor": "exact E[(I − α∇̃²f_i(w, D_h))ᵀ(I − α∇̃²f_i(w, D_h))]",
     "grad_rounding_scale": "size of the intermediate terms of ∇f_i(x), for rounding tolerances",
+    "inner_noise_var": "coordinate variances of the inner step's noise α(∇̃f_i(w, D_in) − ∇f_i(w)), every task alike",
+    "inner_bias": "exact E[∇f_i(u_i + Z)] − ∇f_i(u_i), u_i = w − α∇f_i(w), for inner noise Z of given variances",
+    "progress": "prog(w): the coordinates of a zero-respecting lower-bound chain that w has reached",
 }
 
 
@@ -244,6 +247,20 @@ class TaskFamily:
             object.__setattr__(self, "_cdf_cache", cdf)
         return cdf
 
+    # --- the MAML objective as plain task sums (equations (1), (5)) ----------------
+    def meta_loss_by_tasks(self, w, alpha: float) -> np.ndarray:
+        """``F(w) = Σ_i p_i f_i(w − α∇f_i(w))``, equation (1), as the plain task sum."""
+        w = self._w(w)[..., None, :]
+        i = np.arange(self.M)
+        return self.loss(w - alpha * self.grad(w, i), i) @ self.p
+
+    def meta_grad_by_tasks(self, w, alpha: float) -> np.ndarray:
+        """``∇F(w) = Σ_i p_i (I − α∇²f_i(w)) ∇f_i(w − α∇f_i(w))``, equation (5), as the plain task sum."""
+        w = self._w(w)[..., None, :]
+        i = np.arange(self.M)
+        v = self.grad(w - alpha * self.grad(w, i), i)
+        return np.einsum("m,...md->...d", self.p, v - alpha * self.hvp(w, i, v))
+
     # --- optional capabilities (CAPABILITIES) ---------------------------------
     def offers(self, capability: str) -> bool:
         """Whether this family implements the optional ``capability``."""
@@ -286,6 +303,25 @@ class TaskFamily:
         """Size of the intermediate terms of ``∇f_i(x)``: its rounding error is a
         few ulps of this (optional)."""
         self._not_available("grad_rounding_scale")
+
+    def inner_noise_var(self, w, alpha: float, D_in) -> np.ndarray:
+        """Coordinate variances ``(..., d)`` of the inner step's perturbation
+        ``Z = −α(∇̃f_i(w, D_in) − ∇f_i(w))``, the same for every task; ``D_in``
+        broadcasts with ``w.shape[:-1]`` (optional)."""
+        self._not_available("inner_noise_var")
+
+    def inner_bias(self, w, alpha: float, var) -> np.ndarray:
+        """``E[∇f_i(u_i + Z)] − ∇f_i(u_i)`` for every task, ``(..., M, d)``, with
+        ``u_i = w − α∇f_i(w)`` and ``Z`` the inner perturbation with coordinate
+        variances ``var`` (``inner_noise_var``, or another value for a negative
+        control): the bias of the stochastic inner step (THEORY.md §3) (optional)."""
+        self._not_available("inner_bias")
+
+    def progress(self, w, threshold: float = 0.0) -> np.ndarray:
+        """``prog(w) = max{j : |w_j| > threshold}``: how far along a zero-respecting
+        chain ``w`` has got (THEORY.md §7); offered by lower-bound constructions,
+        on which gradient methods need ``∝ 1/ε²`` steps (optional)."""
+        self._not_available("progress")
 
     def describe(self) -> dict[str, Any]:
         """The family's parameters, for tables and reports."""

@@ -26,18 +26,15 @@ depend on the task, and the inner points are ``u_i = u_0(w) + αAc_i``, so
 ``Σ_i p_i sin(ω u_i)`` follows by angle addition from per-task constants
 ``C = Σ p_i cos(αωAc_i)``, ``S = Σ p_i sin(αωAc_i)`` computed once per ``α``.
 
-Fast paths (diagonal ``A``): ``batched_direction`` and ``batched_step`` draw
-MAML's, FO-MAML's and HF-MAML's seed-batched update direction (3) in the law
-of the generic estimator (6) with fewer normals and passes (the outer-batch
-noise of MAML and FO-MAML enters linearly and is drawn aggregated; HF-MAML's
-central difference is taken in closed form); their docstrings derive them and
-``tests/test_fast_paths.py`` checks them against the generic path.
+Fast paths (diagonal ``A``): ``algorithms/fast_cosine_quadratic.py`` draws
+MAML's, FO-MAML's and HF-MAML's seed-batched update direction (3) for this
+family in the law of the generic estimator (6), registered per (family,
+algorithm) in ``algorithms.fast``; ``trig`` keeps ``sin ωw``, ``cos ωw`` of the
+last point for it.
 """
 from __future__ import annotations
 
 from functools import lru_cache
-from math import sqrt
-from typing import NamedTuple
 
 import numpy as np
 
@@ -45,26 +42,6 @@ from .base import (Constant, Constants, TaskFamily, check_count, check_need, che
                    check_probabilities)
 
 __all__ = ["CosineQuadratic"]
-
-
-class _FastConstants(NamedTuple):
-    """Factors of the fast paths for one ``(algorithm, α, D_in, D_o, D_h, B, B′, D_β)``."""
-
-    scales: np.ndarray     # column scales of a step's normals (layout in _fast_constants)
-    table: np.ndarray      # (2, M, d): αω a⊙c_i and a⊙c_i/B
-    q_w: np.ndarray        # ω(1 − αa)
-    q_s: float             # αγω²
-    a_omB: np.ndarray      # a/(ωB) repeated B times, (B·d,)
-    gw_B: float            # γω/B
-    kappa: float           # αγω²
-    k1: np.ndarray         # 1 − αa
-
-
-def _scaled_normals(rng, R: int, scales: np.ndarray) -> np.ndarray:
-    """``rng.standard_normal((R, len(scales))) * scales``, in one pass when ``rng``
-    is the runner's ``SeedStreams``."""
-    draw = getattr(rng, "scaled_normal", None)
-    return draw(scales) if draw is not None else rng.standard_normal((R, scales.size)) * scales
 
 
 class CosineQuadratic(TaskFamily):
@@ -125,7 +102,6 @@ class CosineQuadratic(TaskFamily):
         self.c_bar = self.p @ centres
         self._meta = lru_cache(maxsize=8)(self._meta_constants)
         self._diag_meta = lru_cache(maxsize=8)(self._diag_meta_constants)
-        self._fast = lru_cache(maxsize=16)(self._fast_constants)
 
     # --- linear algebra with the shared A ---------------------------------
     def _Av(self, v: np.ndarray) -> np.ndarray:
@@ -206,7 +182,7 @@ class CosineQuadratic(TaskFamily):
         return np.minimum(j, self.M - 1, out=j)
 
     # --- sin ωw and cos ωw, remembered for the last point --------------------------
-    def _sincos(self, w: np.ndarray, fresh: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def trig(self, w, fresh: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``(sin ωw, cos ωw)`` as read-only arrays, remembered for the last ``w``.
 
         The runner evaluates ``∇F(w_k)`` and then, at the same ``w_k``, the
@@ -225,211 +201,6 @@ class CosineQuadratic(TaskFamily):
         s.flags.writeable = c.flags.writeable = False
         self._trig_memo = (w.copy(), s, c)
         return s, c
-
-    @property
-    def _Ac(self) -> np.ndarray:
-        """``a ⊙ c_i`` for every task, ``(M, d)`` (diagonal ``A``), computed once."""
-        Ac = getattr(self, "_Ac_cache", None)
-        if Ac is None:
-            Ac = self._Ac_cache = self.A * self.c
-        return Ac
-
-    # --- fast seed-batched MAML steps (diagonal A) ------------------------------
-    FAST_ALGORITHMS = ("maml", "fomaml", "hfmaml")
-
-    def batched_direction_supports(self, algorithm: str) -> bool:
-        """Whether ``batched_direction`` / ``batched_step`` serve ``algorithm``
-        (diagonal ``A`` only)."""
-        return self.diagonal and algorithm in self.FAST_ALGORITHMS
-
-    def batched_direction(self, w, tasks, hyper, rng, delta=None) -> np.ndarray:
-        """The update direction ``(1/B) Σ_{i∈B_k} G_i(w)`` of (3) for every seed,
-        ``(R, d)``: equal in law to the generic estimator built from the
-        oracles (``algorithms.steps._task_directions(...).mean(1)``, with
-        ``G_i`` of (6), THEORY.md §5, §6), with fewer draws and fewer passes
-        over ``(R, B, d)`` arrays.
-
-        Setting: diagonal ``A = diag(a)``; ``w`` ``(R, d)``, ``tasks`` ``(R, B)``;
-        ``rng`` supplies every normal of the call in one ``(R, k)`` block
-        (``scaled_normal`` of ``SeedStreams``, else ``standard_normal``);
-        ``delta(‖v‖)`` is HF-MAML's finite-difference step
-        ``δ`` (THEORY.md §6).  Oracle noise as in the module docstring:
-        ``ξ̄ ~ N(0, (s_ξ²/(dn)) I)``, ``η̄ ~ N(0, s_η²/n)`` for a batch of ``n``.
-
-        Derivation (exact, per seed; ``s = sin ωw``, ``c = cos ωw``):
-
-        * Inner step (2) with ``D_in``: ``u_i = w − α∇̃f_i(w, D_in)
-          = (1 − αa)w + αγω(1 + η_in,i)s + αa c_i − αξ_in,i``.  ``ξ_in``
-          enters through ``sin ωu_i``, so it is drawn per task and coordinate.
-        * Outer gradient: ``∇̃f_i(u_i, D_o) = v̄_i + ξ_o,i`` with
-          ``v̄_i = a(u_i − c_i) − γω(1 + η_o,i) sin ωu_i`` and
-          ``ξ_o,i ~ N(0, (s_ξ²/(d D_o)) I)`` independent of everything else.
-        * MAML, (6) and (3): ``∇̃²f_i(w, D_h) = diag(a − γω²(1 + η_h,i)c)``, so
-          ``G_i = h_i ⊙ (v̄_i + ξ_o,i)`` with ``h_i = 1 − αa + αγω²(1 + η_h,i)c``.
-          Given the tasks and the η's, ``(1/B)Σ_i h_i ⊙ ξ_o,i`` is a sum of
-          independent centred Gaussians with independent coordinates, i.e.
-          ``N(0, diag((s_ξ²/(d D_o B²)) Σ_i h_i²))``; it is drawn as
-          ``(s_ξ/(B√(d D_o))) (Σ_i h_i²)^½ ⊙ ζ``, ``ζ ~ N(0, I_d)``: ``d``
-          normals per seed instead of ``B·d``, the same joint law.
-        * FO-MAML (THEORY.md §5): ``h_i = 1``, the noise is
-          ``(s_ξ/√(d D_o B)) ζ``.
-        * HF-MAML (THEORY.md §6): one ``D_h`` batch at ``w ± δv_i``: the
-          linear terms and ``ξ_h`` cancel exactly and
-          ``sin ω(w + δv) − sin ω(w − δv) = 2c ⊙ sin ωδv``, so
-          ``d_i = a v_i − γω(1 + η_h,i) c ⊙ sin(ωδ_i v_i)/δ_i``: ``ξ_h`` is
-          not drawn and one sine replaces two (with no cancellation in the
-          difference).  ``v_i`` enters ``δ_i`` and a sine, so ``ξ_o`` is
-          drawn per task.
-
-        Normals per seed: MAML ``B·d + 3B + d``, FO-MAML ``B·d + 2B + d``,
-        HF-MAML ``2B·d + 3B`` (generic path: ``2B·d + 3B``, ``2B·d + 2B``,
-        ``3B·d + 3B``).
-        """
-        self._check_fast(hyper.algorithm, delta)
-        R, B = tasks.shape
-        k = self._fast(hyper.algorithm, hyper.alpha, hyper.D_in, hyper.D_o, hyper.D_h, B, 0, 1)
-        Z = _scaled_normals(rng, R, k.scales)
-        s, c = self._sincos(w)
-        return self._direction(w, s, c, tasks, Z, k, hyper.algorithm, delta)
-
-    def batched_step(self, w, hyper, rng, delta=None) -> tuple[np.ndarray, np.ndarray]:
-        """One outer step's random parts for every seed, drawn together: the
-        direction of ``batched_direction`` and the mean ``(1/B′) Σ_j
-        ‖∇̃f_j(w, D_β)‖`` of the ``L̃`` estimate (THEORY.md §3) on its own
-        ``B′`` tasks and batches (independent of the direction's, as the
-        step-size lemma needs), with one task draw, one block of normals and
-        one ``sin ωw``/``cos ωw`` for both.  ``hyper`` must be resolved
-        (``B_prime``, ``D_beta`` set)."""
-        alg = hyper.algorithm
-        self._check_fast(alg, delta)
-        R, B, Bp = w.shape[0], hyper.B, hyper.B_prime
-        k = self._fast(alg, hyper.alpha, hyper.D_in, hyper.D_o, hyper.D_h, B, Bp, hyper.D_beta)
-        tasks = self.draw_tasks((R, Bp + B), rng)
-        Z = _scaled_normals(rng, R, k.scales)
-        s, c = self._sincos(w)
-        nl = Bp * (self.d + 1)
-        norms = self._grad_norms(w, s, tasks[:, :Bp], Z[:, :nl])
-        mean_norm = norms[:, 0] if Bp == 1 else np.add.reduce(norms, 1) / Bp
-        return self._direction(w, s, c, tasks[:, Bp:], Z[:, nl:], k, alg, delta), mean_norm
-
-    def batched_grad_norm(self, w, tasks, n: int, rng) -> np.ndarray:
-        """``‖∇̃f_j(w, D)‖`` for ``w`` ``(R, d)`` and tasks ``(R, B′)``, one fresh
-        batch of ``n`` samples per task, shape ``(R, B′)``: the norms the
-        ``L̃`` estimate of THEORY.md §3 averages, in the law of the generic
-        oracle (``draw_batch`` then ``batch_grad``), with the ``B′(d + 1)``
-        normals of a seed drawn in one block (dense ``A``: the generic oracle)."""
-        if not self.diagonal:
-            return np.linalg.norm(self.sample_grad(w[:, None, :], tasks, n, rng), axis=-1)
-        R, Bp = tasks.shape
-        Z = _scaled_normals(rng, R, self._norm_scales(Bp, n))
-        return self._grad_norms(w, self._sincos(w)[0], tasks, Z)
-
-    def _check_fast(self, algorithm: str, delta=None) -> None:
-        if not self.batched_direction_supports(algorithm):
-            raise ValueError(f"the fast paths serve {self.FAST_ALGORITHMS} with diagonal A; "
-                             f"got algorithm {algorithm!r} with diagonal A = {self.diagonal}")
-        if algorithm == "hfmaml" and delta is None:
-            raise ValueError("HF-MAML's fast path needs delta, the rule δ(‖v‖) of THEORY.md §6")
-
-    def _norm_scales(self, Bp: int, n: int) -> np.ndarray:
-        """Column scales of ``[η (B′) | ξ (B′d)]`` for batches of ``n``: the ``η``
-        column carries the ``γω`` of ``−γωη s``."""
-        return np.repeat([self.gamma * self.omega * self.noise_amp / sqrt(n),
-                          self.noise_grad / sqrt(self.d * n)], [Bp, Bp * self.d])
-
-    def _grad_norms(self, w, s, tasks, Z) -> np.ndarray:
-        """``‖a(w − c_j) − γω(1 + η_j)s + ξ_j‖`` per seed and task, ``Z`` scaled by
-        ``_norm_scales``."""
-        R, Bp = tasks.shape
-        if Bp == 1:                                      # the theorem's usual B′: (R, d) arrays
-            G = Z[:, 1:] - np.take(self._Ac, tasks[:, 0], axis=0)
-            G += self.A * w
-            G -= (Z[:, :1] + self.gamma * self.omega) * s
-            return np.sqrt(np.einsum("rj,rj->r", G, G))[:, None]
-        G = Z[:, Bp:].reshape(R, Bp, self.d) - np.take(self._Ac, tasks, axis=0)
-        base = self.A * w
-        base -= (self.gamma * self.omega) * s
-        G += base[:, None, :]
-        G -= Z[:, :Bp, None] * s[:, None, :]
-        return np.sqrt(np.einsum("rbj,rbj->rb", G, G))
-
-    def _direction(self, w, s, c, tasks, Z, k, alg, delta) -> np.ndarray:
-        """``batched_direction`` from scaled normals ``Z`` (layout and scales in
-        ``_fast_constants``) and ``s, c = sin ωw, cos ωw``."""
-        R, B = tasks.shape
-        d, nb = self.d, B * self.d
-        at = 2 * nb if alg == "hfmaml" else nb
-        T = np.take(k.table, tasks, axis=1)              # (2, R, B, d): αω a⊙c_i, a⊙c_i/B
-        # q_i = ω u_i = αγω²(1 + η_in,i) s − αω ξ_in,i + ω(1 − αa) w + αω a⊙c_i
-        q = np.einsum("rb,rj->rbj", Z[:, at:at + B] + k.q_s, s)
-        q += Z[:, :nb].reshape(R, B, d)
-        q += (k.q_w * w)[:, None, :]
-        q += T[0]
-        # X_i = v̄_i/B = [a(u_i − c_i) − γω(1 + η_o,i) sin ωu_i]/B = (a/(ωB)) q_i − a⊙c_i/B + W_i sin q_i
-        X = np.multiply(q.reshape(R, nb), k.a_omB).reshape(R, B, d)
-        X -= T[1]
-        np.sin(q, out=q)
-        q *= (Z[:, at + B:at + 2 * B] - k.gw_B)[:, :, None]
-        X += q
-        if alg == "fomaml":
-            out = np.einsum("rbj->rj", X)
-            out += Z[:, at + 2 * B:]                     # (s_ξ/√(d D_o B)) ζ
-            return out
-        if alg == "maml":
-            # h_i = m0 + η_h,i m1, m1 = αγω²c, m0 = 1 − αa + m1:
-            # (1/B)Σ h_i v̄_i = m0 ⊙ Σ_i X_i + m1 ⊙ Σ_i η_h,i X_i, plus the outer noise
-            # (s_ξ/(B√(d D_o))) (Σ h_i²)^½ ζ with Σ h_i² = (B m0 + 2m1 Σ η_h,i) m0 + m1² Σ η_h,i²
-            eh = Z[:, at + 2 * B:at + 3 * B]
-            m1 = k.kappa * c
-            m0 = k.k1 + m1
-            out = m0 * np.einsum("rbj->rj", X)
-            out += m1 * np.einsum("rb,rbj->rj", eh, X)
-            h2 = B * m0
-            h2 += np.add.reduce(eh + eh, 1)[:, None] * m1
-            h2 *= m0
-            m1 *= m1
-            m1 *= np.einsum("rb,rb->r", eh, eh)[:, None]
-            h2 += m1
-            np.maximum(h2, 0.0, out=h2)                  # ≥ 0 exactly (Cauchy–Schwarz); rounding
-            np.sqrt(h2, out=h2)
-            h2 *= Z[:, at + 3 * B:]
-            out += h2
-            return out
-        # hfmaml: v_i = v̄_i + ξ_o,i; G_i = (1 − αa) v_i + αγω (1 + η_h,i) c ⊙ sin(ωδ_i v_i)/δ_i
-        X *= B
-        X += Z[:, nb:2 * nb].reshape(R, B, d)
-        dl = delta(np.sqrt(np.einsum("rbj,rbj->rb", X, X)))
-        Sd = np.sin(X * (self.omega * dl)[:, :, None])
-        out = k.k1 * np.einsum("rbj->rj", X)
-        out += (k.kappa / self.omega) * c * np.einsum(
-            "rb,rbj->rj", (Z[:, at + 2 * B:at + 3 * B] + 1.0) / dl, Sd)
-        out /= B
-        return out
-
-    def _fast_constants(self, alg: str, alpha: float, D_in: int, D_o: int, D_h: int, B: int,
-                        Bp: int, D_beta: int) -> "_FastConstants":
-        """The factors of ``_direction`` (and of ``_grad_norms`` when ``B′ > 0``),
-        and the scales of the normals' columns, so that each normal is drawn
-        already multiplied by its oracle's standard deviation (and by the
-        constant factor it enters ``q`` or ``v̄/B`` with)."""
-        a, g, om, d = self.A, self.gamma, self.omega, self.d
-        kx, ke = self.noise_grad / sqrt(d), self.noise_amp
-        # columns: [L̃: η (B′) | ξ (B′d)] [ξ_in (Bd) | (HF: ξ_o (Bd)) | η_in | η_o | (η_h) | (ζ)]
-        cols = [self._norm_scales(Bp, D_beta)] if Bp else []
-        cols.append(np.full(B * d, -alpha * om * kx / sqrt(D_in)))
-        if alg == "hfmaml":
-            cols.append(np.full(B * d, kx / sqrt(D_o)))
-        cols += [np.full(B, alpha * g * om * om * ke / sqrt(D_in)), np.full(B, -g * om * ke / (B * sqrt(D_o)))]
-        if alg != "fomaml":
-            cols.append(np.full(B, ke / sqrt(D_h)))
-        if alg == "maml":
-            cols.append(np.full(d, kx / (B * sqrt(D_o))))
-        elif alg == "fomaml":
-            cols.append(np.full(d, kx / sqrt(D_o * B)))
-        return _FastConstants(
-            scales=np.concatenate(cols), table=np.stack([(alpha * om) * self._Ac, self._Ac / B]),
-            q_w=om * (1.0 - alpha * a), q_s=alpha * g * om * om, a_omB=np.tile(a / (om * B), B),
-            gw_B=g * om / B, kappa=alpha * g * om * om, k1=1.0 - alpha * a)
 
     # --- the exact meta-objective in O(d) (see module docstring) ------------
     def _meta_constants(self, alpha: float):
@@ -470,7 +241,7 @@ class CosineQuadratic(TaskFamily):
         if self.diagonal:
             w = self._w(w)
             k, amp, phase, Ab_bar = self._diag_meta(float(alpha))
-            s, c = self._sincos(w, fresh=True)
+            s, c = self.trig(w, fresh=True)
             u0 = k * w
             u0 += (alpha * self.gamma * self.omega) * s
             x = self.omega * u0
@@ -532,3 +303,105 @@ class CosineQuadratic(TaskFamily):
         return {**super().describe(), "gamma": self.gamma, "omega": self.omega,
                 "noise_grad": self.noise_grad, "noise_amp": self.noise_amp,
                 "dense": not self.diagonal}
+
+    # --- optional capabilities (CAPABILITIES): exact laws of the oracles ----------
+    # The batch noise is Gaussian (module docstring: ξ̄ ~ N(0, s_ξ²/(dn) I)
+    # additive, η̄ ~ N(0, s_η²/n) on the cosine amplitude), so the inner point
+    # of a batch of n is x ~ N(u, Σ), u = w − α∇f_i(w), and with S = sin(ωx):
+    # E S_j = sin(ωu_j) e^{−ω²Σ_jj/2}, Cov(x_j, S_k) = Σ_jk ω E cos(ωx_k) (Stein)
+    # and E[S_j S_k] = ½[cos ω(u_j − u_k) e^{−ω²Var(x_j − x_k)/2}
+    # − cos ω(u_j + u_k) e^{−ω²Var(x_j + x_k)/2}] give every moment in closed form.
+    def centre_and_length(self) -> tuple[np.ndarray, float]:
+        """``c̄ = Σ_i p_i c_i`` and ``1 + (Σ_i p_i ‖c_i − c̄‖²)^½``."""
+        dev = self.c - self.c_bar
+        return self.c_bar.copy(), 1.0 + float(np.sqrt(self.p @ np.sum(dev ** 2, -1)))
+
+    def attaining_points(self, k) -> np.ndarray:
+        """``w = kπ/(2ω)`` for integer vectors ``k``: ``σ̃`` is attained where every
+        ``k_j`` is odd (``sin ωw_j = ±1``), ``σ_H`` where every ``k_j`` is even
+        (``cos ωw_j = ±1``), ``L`` where every ``k_j ≡ 2 (mod 4)`` (``cos ωw_j = −1``)."""
+        return np.asarray(k, dtype=float) * np.pi / (2.0 * self.omega)
+
+    def grad_rounding_scale(self, x, i: int) -> float:
+        """``‖|A|(|x| + |c_i|)‖ + ‖γω(1 + ω|x|)‖``: ``x − c_i`` and ``ωx`` are rounded."""
+        x = np.asarray(x, dtype=float)
+        r = np.abs(x) + np.abs(self.c[i])
+        Ar = np.abs(self.A) * r if self.diagonal else np.abs(self.A) @ r
+        ripple = self.gamma * self.omega * (1.0 + self.omega * np.abs(x))
+        return float(np.linalg.norm(Ar) + np.linalg.norm(ripple))
+
+    def _inner_cov(self, w: np.ndarray, alpha: float, n: int) -> np.ndarray:
+        """``Σ = α² Cov(∇̃f_i(w, D))`` of the inner point for a batch of ``n``: the
+        oracle's noise is ``ξ̄ − η̄ γω sin(ωw)``."""
+        s = self.gamma * self.omega * np.sin(self.omega * w)
+        cov = (self.noise_grad ** 2 / (self.d * n)) * np.eye(self.d) + (self.noise_amp ** 2 / n) * np.outer(s, s)
+        return alpha ** 2 * cov
+
+    def _sin_moments(self, u: np.ndarray, Sigma: np.ndarray):
+        """For ``x ~ N(u, Σ)`` and ``S = sin(ωx)``: ``E S``, ``Cov(x, S)``, ``E[S Sᵀ]``."""
+        omega = self.omega
+        dg = np.diag(Sigma)
+        damp = np.exp(-0.5 * omega ** 2 * dg)
+        ES = np.sin(omega * u) * damp
+        C_xS = Sigma * (omega * np.cos(omega * u) * damp)[None, :]
+        a = dg[:, None] + dg[None, :]
+        ESS = 0.5 * (np.cos(omega * (u[:, None] - u[None, :])) * np.exp(-0.5 * omega ** 2 * (a - 2 * Sigma))
+                     - np.cos(omega * (u[:, None] + u[None, :])) * np.exp(-0.5 * omega ** 2 * (a + 2 * Sigma)))
+        return ES, C_xS, ESS
+
+    def _inner_law(self, w: np.ndarray, i: int, alpha: float, n: int):
+        """``u``, ``Σ``, the sine moments and ``E∇f_i(x)`` of the inner point
+        ``x = w − α∇̃f_i(w, D)``; ``E∇f_i(x) = ∇f_i(u) + γω(sin ωu − E sin ωx)``
+        since the quadratic part is linear."""
+        u = w - alpha * self.grad(w, i)
+        Sigma = self._inner_cov(w, alpha, n)
+        ES, C_xS, ESS = self._sin_moments(u, Sigma)
+        mean = self.grad(u, i) + self.gamma * self.omega * (np.sin(self.omega * u) - ES)
+        return u, Sigma, ES, C_xS, ESS, mean
+
+    def inner_mean(self, w, i: int, alpha: float, D_in: int) -> np.ndarray:
+        """``E[∇f_i(w − α∇̃f_i(w, D_in))]`` in closed form (see above)."""
+        return self._inner_law(np.asarray(w, dtype=float), i, alpha, D_in)[-1]
+
+    def outer_second(self, w, i: int, alpha: float, D_in: int, D_o: int) -> np.ndarray:
+        """``E[v vᵀ]``, ``v = ∇̃f_i(x, D_o) = A(x − c_i) − γω sin(ωx) + (outer noise)``:
+        ``Cov(∇f_i(x)) + E∇f_i(x) E∇f_i(x)ᵀ`` plus the outer noise's
+        ``s_ξ²/(dD_o) I + (s_η²γ²ω²/D_o) E[S Sᵀ]``."""
+        u, Sigma, ES, C_xS, ESS, mean = self._inner_law(np.asarray(w, dtype=float), i, alpha, D_in)
+        A, gw = self._A_mat, self.gamma * self.omega
+        C_SS = ESS - np.outer(ES, ES)
+        cov = A @ Sigma @ A - gw * (A @ C_xS + C_xS.T @ A) + gw ** 2 * C_SS
+        noise = (self.noise_grad ** 2 / (self.d * D_o)) * np.eye(self.d) + (self.noise_amp ** 2 * gw ** 2 / D_o) * ESS
+        return cov + np.outer(mean, mean) + noise
+
+    def hess_factor(self, w, i: int, alpha: float, D_h: int) -> np.ndarray:
+        """``(I − α∇²f_i)ᵀ(I − α∇²f_i) + (α²s_η²/D_h) diag(γω² cos ωw)²``: the
+        batch Hessian is ``∇²f_i(w) − η̄γω² diag(cos ωw)`` (``∇²f_i`` assembled
+        from ``hvp``, the product the MAML estimator (6) uses)."""
+        w = np.asarray(w, dtype=float)
+        H = self.hvp(np.broadcast_to(w, (self.d, self.d)), np.asarray(i), np.eye(self.d)).T
+        P = np.eye(self.d) - alpha * H
+        c = self.gamma * self.omega ** 2 * np.cos(self.omega * w)
+        return P.T @ P + (alpha ** 2 * self.noise_amp ** 2 / D_h) * np.diag(c ** 2)
+
+    def inner_noise_var(self, w, alpha: float, D_in) -> np.ndarray:
+        """``v_j = α²(s_ξ²/d + s_η²γ²ω² sin²(ωw_j))/D_in``: the inner perturbation
+        ``Z = −α(ξ̄ − η̄γω sin(ωw))`` is Gaussian, its coordinates correlated
+        through ``η̄``; ``D_in`` broadcasts with ``w.shape[:-1]``."""
+        w = self._w(w)
+        s = np.sin(self.omega * w)
+        per_sample = self.noise_grad ** 2 / self.d + (self.noise_amp * self.gamma * self.omega * s) ** 2
+        return alpha ** 2 * per_sample / np.asarray(D_in, dtype=float)[..., None]
+
+    def inner_bias(self, w, alpha: float, var) -> np.ndarray:
+        """``e_i = γω(1 − exp(−ω²v/2)) ⊙ sin(ωu_i)`` for every task, ``(..., M, d)``.
+
+        ``∇f_i(u_i + Z) = A(u_i + Z − c_i) − γω sin(ω(u_i + Z))``, ``E[Z] = 0``,
+        and ``sin`` acts coordinatewise, so only the marginals ``Z_j ~ N(0, v_j)``
+        matter: ``E sin(a + ωZ_j) = sin(a)·exp(−ω²v_j/2)`` (Gaussian
+        characteristic function).  Computed without subtracting, so that it
+        stays accurate when tiny."""
+        we = self._w(w)[..., None, :]
+        u = we - alpha * self.grad(we, np.arange(self.M))
+        damp = -np.expm1(-0.5 * self.omega ** 2 * np.asarray(var, dtype=float))[..., None, :]
+        return self.gamma * self.omega * damp * np.sin(self.omega * u)

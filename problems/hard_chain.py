@@ -365,10 +365,9 @@ class HardChain(TaskFamily):
 
         Untilted tasks are identical, so ``∇F(w) = (I − α∇²f(w))∇f(w − α∇f(w))``
         with the chain's fused terms (``_fused_terms``); tilted tasks use the
-        plain task sum of ``algorithms.objective``."""
+        plain task sum (``meta_grad_by_tasks``)."""
         if self.tilt > 0:
-            from mamlcheck.algorithms.objective import grad_F_by_tasks   # the generic sum (5)
-            return grad_F_by_tasks(self, w, alpha)
+            return self.meta_grad_by_tasks(w, alpha)
         w = self._w(w)
         G, diag, off = _fused_terms(w / self.lam, True)
         g = (self._c / self.lam) * G
@@ -442,3 +441,12 @@ class HardChain(TaskFamily):
     def describe(self):
         return {**super().describe(), "eps": self.eps, "Delta": self.Delta, "L": self.L,
                 "T": self.T, "lam": self.lam, "tilt": self.tilt, "seed": self.seed}
+
+    # --- optional capabilities (CAPABILITIES) ---------------------------------
+    def centre_and_length(self) -> tuple[np.ndarray, float]:
+        """The origin, where the chain starts (``prog = 0``), and ``λ``: a
+        coordinate counts as reached once it is of order ``λ``, and
+        ``‖∇f‖ > ε`` while ``|x_T| < λ``.  (``progress`` is offered too; the
+        oracles are exact, ``σ̃ = σ_H = 0``, so the laws of the stochastic
+        steps are point masses and need no method of their own.)"""
+        return np.zeros(self.d), float(self.lam)

@@ -48,13 +48,18 @@ All oracles cost O(N·d) per point and task (the Hessian O(N·d²)); ``hvp`` is
 """
 from __future__ import annotations
 
+import itertools
+import math
+from functools import lru_cache
+
 import numpy as np
+from scipy.special import gammaln
 
 from .base import (Constant, Constants, TaskFamily, check_count, check_need, check_positive,
                    check_probabilities)
 
 __all__ = ["RobustRegression", "phi", "dphi", "d2phi", "d3phi",
-           "SUP_DPHI", "SUP_D2PHI", "MIN_D2PHI", "SUP_D3PHI"]
+           "SUP_DPHI", "SUP_D2PHI", "MIN_D2PHI", "SUP_D3PHI", "multisets", "MAX_MULTISETS"]
 
 SUP_DPHI = 1.0 / np.sqrt(2.0)              # at r = ±√2
 SUP_D2PHI = 1.0                            # at r = 0
@@ -116,6 +121,26 @@ def _hess(X, Y, w):
 def _hvp(X, Y, w, v):
     Xv = (X @ v[..., None])[..., 0]
     return _mean_Xt(d2phi(_residual(X, Y, w)) * Xv, X)
+
+
+# --- batches drawn with replacement, enumerated (the exact laws below) -----------------
+MAX_MULTISETS = 200_000           # the most batches an exact law enumerates
+
+
+@lru_cache(maxsize=64)
+def multisets(N: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every batch of ``n`` draws with replacement from ``N`` items, as a
+    multiset: counts ``(K, N)``, ``K = C(N + n − 1, n)``, and the multinomial
+    probability ``n!/(∏_j k_j!) N^{−n}`` of each.  Raises ``ValueError`` beyond
+    ``MAX_MULTISETS`` batches."""
+    K = math.comb(N + n - 1, n)
+    if K > MAX_MULTISETS:
+        raise ValueError(f"{K} batches of {n} from {N} points: too many to enumerate (limit {MAX_MULTISETS})")
+    combos = np.array(list(itertools.combinations_with_replacement(range(N), n)), dtype=np.intp)
+    counts = np.zeros((K, N))
+    np.add.at(counts, (np.repeat(np.arange(K), n), combos.ravel()), 1.0)
+    prob = np.exp(gammaln(n + 1) - gammaln(counts + 1).sum(1) - n * math.log(N))
+    return counts, prob
 
 
 class RobustRegression(TaskFamily):
@@ -278,6 +303,78 @@ class RobustRegression(TaskFamily):
     def inf_f_lower(self) -> float:
         """``0``: ``φ ≥ 0``, so ``f_i ≥ 0`` for every task and ``F ≥ 0`` (A1)."""
         return 0.0
+
+    # --- exact laws of the stochastic oracles (CAPABILITIES) --------------------
+    # A batch of n points drawn with replacement from the N of task i is a
+    # multiset with multinomial probability (``multisets``); every expectation
+    # over the inner batch is the exact sum over all C(N + n − 1, n) of them,
+    # and the outer batch enters through the exact variance of a
+    # with-replacement mean.
+    def centre_and_length(self) -> tuple[np.ndarray, float]:
+        """``w̄ = Σ_i p_i w*_i`` and ``1 + ‖w̄‖``; with given labels (no ``w*``) the
+        origin and 1."""
+        if self.w_star is None:
+            return np.zeros(self.d), 1.0
+        centre = self.p @ self.w_star
+        return centre, 1.0 + float(np.linalg.norm(centre))
+
+    def _sample_grads(self, points: np.ndarray, i: int) -> np.ndarray:
+        """Per-sample ``∇ℓ_i(x; θ_k)`` of every data point ``k``, ``(K, N, d)``, at
+        points ``(K, d)``, from the batch oracle with one index per batch."""
+        return self.batch_grad(points[:, None, :], np.asarray(i), {"idx": np.arange(self.N)[:, None]})
+
+    def _sample_hessians(self, w: np.ndarray, i: int) -> np.ndarray:
+        """Per-sample ``∇²ℓ_i(w; θ_k)`` of every data point, ``(N, d, d)``."""
+        return self.batch_hess(w, np.asarray(i), {"idx": np.arange(self.N)[:, None]})
+
+    def _hessian_columns(self, w: np.ndarray, i: int) -> np.ndarray:
+        """``∇²f_i(w)`` assembled column by column from ``hvp`` (the product the
+        MAML estimator (6) uses)."""
+        return self.hvp(np.broadcast_to(w, (self.d, self.d)), np.asarray(i), np.eye(self.d)).T
+
+    def _inner_points(self, w: np.ndarray, i: int, alpha: float, n: int):
+        """The inner points ``w − α∇̃f_i(w, D)`` of every batch ``D`` of ``n`` and
+        their probabilities."""
+        g1 = self._sample_grads(w[None], i)[0]
+        counts, prob = multisets(self.N, n)
+        return w - alpha * (counts @ g1) / n, prob
+
+    def grad_rounding_scale(self, x, i: int) -> float:
+        """``mean_k ‖x_k‖(|φ'(r_k)| + |y_k| + ‖x_k‖‖x‖)``: the residual is rounded
+        relative to ``|y_k| + |x_kᵀx|``, and ``|φ''| ≤ 1``."""
+        x = np.asarray(x, dtype=float)
+        X, Y = self.X[i], self.Y[i]
+        nx = np.linalg.norm(X, axis=-1)
+        g1 = np.linalg.norm(self._sample_grads(x[None], i)[0], axis=-1)
+        return float(np.mean(g1 + nx * (np.abs(Y) + nx * np.linalg.norm(x))))
+
+    def inner_mean(self, w, i: int, alpha: float, D_in: int) -> np.ndarray:
+        """``E[∇f_i(w − α∇̃f_i(w, D_in))] = Σ_D P(D) ∇f_i(w − α∇̃f_i(w, D))``, exactly."""
+        pts, prob = self._inner_points(np.asarray(w, dtype=float), i, alpha, D_in)
+        return prob @ self.grad(pts, i)
+
+    def outer_second(self, w, i: int, alpha: float, D_in: int, D_o: int) -> np.ndarray:
+        """``E[v vᵀ]``, ``v = ∇̃f_i(x, D_o)`` at the inner point ``x`` of each batch:
+        a with-replacement mean of ``D_o`` per-sample gradients has
+        ``E[v vᵀ | x] = (1 − 1/D_o)∇f_i(x)∇f_i(x)ᵀ + E_θ[∇ℓ∇ℓᵀ]/D_o``."""
+        pts, prob = self._inner_points(np.asarray(w, dtype=float), i, alpha, D_in)
+        g = self.grad(pts, i)
+        g1 = self._sample_grads(pts, i)
+        second1 = np.einsum("knj,knl->kjl", g1, g1) / self.N           # E_θ[∇ℓ∇ℓᵀ] at each point
+        per = (1 - 1 / D_o) * np.einsum("kj,kl->kjl", g, g) + second1 / D_o
+        return np.einsum("k,kjl->jl", prob, per)
+
+    def hess_factor(self, w, i: int, alpha: float, D_h: int) -> np.ndarray:
+        """``E[(I − α∇̃²f_i)ᵀ(I − α∇̃²f_i)] = (I − α∇²f_i)ᵀ(I − α∇²f_i) + (α²/D_h)C``
+        with ``C = E_θ[∇²ℓᵀ∇²ℓ] − ∇²f_iᵀ∇²f_i``, the per-sample second moment of
+        the Hessian noise (a with-replacement mean of ``D_h`` divides it by ``D_h``)."""
+        w = np.asarray(w, dtype=float)
+        P = np.eye(self.d) - alpha * self._hessian_columns(w, i)
+        out = P.T @ P
+        H1 = self._sample_hessians(w, i)
+        Hbar = H1.mean(0)
+        cov = np.einsum("nij,nik->jk", H1, H1) / self.N - Hbar.T @ Hbar
+        return out + (alpha ** 2 / D_h) * cov
 
     def describe(self):
         return {**super().describe(), "N": self.N, "R": self.R, "spread": self.spread,

@@ -1,6 +1,6 @@
 """Fast paths against the generic path they replace (THEORY.md (3), (6), §5, §6).
 
-``CosineQuadratic.batched_direction`` (aggregated outer noise, closed-form
+``CosineQuadraticSampler.direction`` (aggregated outer noise, closed-form
 central difference) must be *equal in law* to the generic estimator built from
 the oracles, ``_task_directions(...).mean(1)``: same mean and same
 per-coordinate variance at a fixed ``w`` over many seeds, with negative
@@ -29,7 +29,10 @@ from scipy import stats
 
 from mamlcheck.algorithms.hyper import Hyper
 from mamlcheck.algorithms.runner import run
-from mamlcheck.algorithms.steps import _task_directions, direction, estimate_L_tilde
+from mamlcheck.algorithms.fast import L_TILDE, register_fast
+from mamlcheck.algorithms.fast import sampler as fast_sampler
+from mamlcheck.algorithms.fast_cosine_quadratic import CosineQuadraticSampler
+from mamlcheck.algorithms.steps import _task_directions, direction, estimate_L_tilde, has_fast_direction
 from mamlcheck.algorithms.streams import SeedStreams, seed_generator
 from mamlcheck.problems.base import TaskFamily
 from mamlcheck.problems.cosine_quadratic import CosineQuadratic
@@ -81,9 +84,12 @@ class _ScaledNoise(CosineQuadratic):
     """Negative control: the fast path with its outer-batch noise scaled by 0.8
     (the aggregated ``ζ`` columns; HF-MAML: the per-task ``ξ_o`` columns)."""
 
-    def _fast_constants(self, alg, alpha, D_in, D_o, D_h, B, Bp, D_beta):
-        k = super()._fast_constants(alg, alpha, D_in, D_o, D_h, B, Bp, D_beta)
-        scales, d = k.scales.copy(), self.d
+
+@register_fast(_ScaledNoise)
+class _ScaledNoiseSampler(CosineQuadraticSampler):
+    def _factors(self, alg, alpha, D_in, D_o, D_h, B, Bp, D_beta):
+        k = super()._factors(alg, alpha, D_in, D_o, D_h, B, Bp, D_beta)
+        scales, d = k.scales.copy(), self.fam.d
         if alg == "hfmaml":
             start = Bp * (d + 1) + B * d
             scales[start:start + B * d] *= 0.8
@@ -95,14 +101,17 @@ class _ScaledNoise(CosineQuadratic):
 class _IgnoresDo(CosineQuadratic):
     """Negative control: the fast path sizing the outer batch as if ``D_o = 1``."""
 
-    def _fast_constants(self, alg, alpha, D_in, D_o, D_h, B, Bp, D_beta):
-        return super()._fast_constants(alg, alpha, D_in, 1, D_h, B, Bp, D_beta)
+
+@register_fast(_IgnoresDo)
+class _IgnoresDoSampler(CosineQuadraticSampler):
+    def _factors(self, alg, alpha, D_in, D_o, D_h, B, Bp, D_beta):
+        return super()._factors(alg, alpha, D_in, 1, D_h, B, Bp, D_beta)
 
 
 @pytest.mark.parametrize("algorithm", FAST)
 def test_fast_direction_has_the_mean_and_variance_of_the_generic_one(algorithm):
     fam = CosineQuadratic(**KW)
-    assert fam.batched_direction_supports(algorithm)
+    assert has_fast_direction(fam, algorithm)
     fast, generic = _fast_sample(fam, _hyper(algorithm), 1), _generic_sample(fam, _hyper(algorithm), 2)
     assert not _means_differ(fast, generic)
     assert not _variances_differ(fast, generic)
@@ -142,9 +151,10 @@ def test_without_noise_fast_and_generic_agree_draw_for_draw(algorithm, B, d):
 
 def test_dense_A_and_exact_mode_fall_back_to_the_generic_path():
     dense = CosineQuadratic(d=3, M=4, dense=True, seed=1)
-    assert not any(dense.batched_direction_supports(a) for a in ("maml", "fomaml", "hfmaml", "exact"))
+    assert not any(has_fast_direction(dense, a) for a in ("maml", "fomaml", "hfmaml", "exact"))
+    assert fast_sampler(dense, L_TILDE) is None
     with pytest.raises(ValueError, match="diagonal"):
-        dense.batched_direction(np.zeros((2, 3)), np.zeros((2, 1), dtype=int), Hyper("maml"), SeedStreams(2))
+        CosineQuadraticSampler(dense)
     w = np.ones((4, 3))
     rho = dense.constants().rho.value
     hyper = Hyper("maml", alpha=0.05, B=3).resolved(dense.constants())
@@ -168,17 +178,17 @@ def test_runner_fast_path_batched_seeds_equal_seeds_run_alone_bit_for_bit(algori
 
 
 def test_fast_L_tilde_norms_have_the_law_of_the_generic_oracle():
-    """``batched_grad_norm`` vs ``‖sample_grad‖``: mean and variance tests as
+    """The sampler's ``grad_norms`` vs ``‖sample_grad‖``: mean and variance tests as
     above, plus a negative control (noise scale 0.8 must be caught)."""
     fam = CosineQuadratic(**KW)
     w, tasks_shape = np.tile(W, (R, 1)), (R, 2)
     rng_a, rng_b = np.random.default_rng(1), np.random.default_rng(2)
-    fast = fam.batched_grad_norm(w, fam.draw_tasks(tasks_shape, rng_a), 3, rng_a)
+    fast = fast_sampler(fam, L_TILDE).grad_norms(w, fam.draw_tasks(tasks_shape, rng_a), 3, rng_a)
     generic = np.linalg.norm(fam.sample_grad(w[:, None], fam.draw_tasks(tasks_shape, rng_b), 3, rng_b), axis=-1)
     assert not _means_differ(fast, generic) and not _variances_differ(fast, generic)
     weak = CosineQuadratic(**{**KW, "noise_grad": 0.8 * KW["noise_grad"]})
     rng_c = np.random.default_rng(3)
-    control = weak.batched_grad_norm(w, weak.draw_tasks(tasks_shape, rng_c), 3, rng_c)
+    control = fast_sampler(weak, L_TILDE).grad_norms(w, weak.draw_tasks(tasks_shape, rng_c), 3, rng_c)
     assert _means_differ(control, generic) or _variances_differ(control, generic)
 
 
@@ -197,17 +207,17 @@ def test_trigonometry_memo_never_serves_a_changed_point():
     fam = CosineQuadratic(d=4, M=3)
     w = np.random.default_rng(0).standard_normal((5, 4))
     fam.meta_grad(w, 0.05)                               # fills the memo at w
-    s, c = fam._sincos(w)
+    s, c = fam.trig(w)
     np.testing.assert_array_equal(s, np.sin(fam.omega * w))
     with pytest.raises(ValueError):
         s[0, 0] = 1.0                                    # read-only: callers cannot corrupt it
     w[1, 2] += 0.5                                       # same array, new values
-    s, c = fam._sincos(w)
+    s, c = fam.trig(w)
     np.testing.assert_array_equal(s, np.sin(fam.omega * w))
     np.testing.assert_array_equal(c, np.cos(fam.omega * w))
     nan = np.full((5, 4), np.nan)
-    fam._sincos(nan)
-    assert np.isnan(fam._sincos(nan)[0]).all()
+    fam.trig(nan)
+    assert np.isnan(fam.trig(nan)[0]).all()
 
 
 def test_uniform_task_draw_equals_the_inverse_cdf_of_the_base_class():

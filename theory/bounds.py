@@ -22,15 +22,16 @@ from typing import Callable
 import numpy as np
 
 from mamlcheck import literature as lit
+from mamlcheck.theory.checks import verdict
 
 __all__ = [
-    "KIND", "moment_check", "holds",
+    "KIND", "HYPER_FIELDS", "CONSTANT_NAMES", "moment_check", "holds",
     "smooth_local_L", "step_inv_mean_lower", "step_inv_sq_upper", "B_prime_min", "D_beta_min",
     "D_h_min", "inner_bias", "maml_bias", "second_moment_inner", "hessian_factor_sq",
     "first_moment_bound", "second_moment_bound", "descent_rhs", "conditional_rhs",
     "per_step_decrease", "telescoped_rhs", "iterations_upper",
     "noise_S", "S_prime", "noise_floor", "fomaml_dropped_term",
-    "hf_fd_error", "hf_delta", "chain_T", "chain_eps_prime", "chain_lower_bound_iterations",
+    "hf_fd_error", "hf_delta", "hf_delta_formula", "local_L_formula", "chain_T", "chain_eps_prime", "chain_lower_bound_iterations",
 ]
 
 KIND: dict[str, str] = {}
@@ -170,7 +171,7 @@ def holds(measured, bound, kind: str, rtol: float = 0.0):
         raise ValueError(f"kind must be 'upper' or 'lower' to be checked, got {kind!r}")
     rtol = float(_nonneg("rtol", rtol))
     m, b = moment_check(measured, bound)
-    ok = np.less_equal(m, b + rtol * np.abs(b)) if kind == "upper" else np.greater_equal(m, b - rtol * np.abs(b))
+    ok = np.asarray(verdict(m, m, b, kind, rtol * np.abs(b))) == "holds"
     return bool(ok) if np.ndim(ok) == 0 else ok
 
 
@@ -213,7 +214,14 @@ def smooth_local_L(L, rho, alpha, mean_grad_norm):
     """
     L, rho, alpha = _pos("L", L), _nonneg("rho", rho), _nonneg("alpha", alpha)
     g = _nonneg("mean_grad_norm", mean_grad_norm)
-    return _out(lit.SMOOTH_L_FACTOR * L + lit.SMOOTH_RHO_FACTOR * rho * alpha * g)
+    return _out(local_L_formula(L, rho, alpha, g))
+
+
+def local_L_formula(L, rho, alpha, mean_grad_norm):
+    """``4L + 2ρα·mean_grad_norm`` without validation, for hot loops: the one
+    implementation of the smoothness lemma's ``L(w)`` and of the step-size
+    lemma's estimate ``L̃(w)`` (the same formula with ``(1/B′)Σ_j‖∇̃f_j(w, D_β)‖``)."""
+    return lit.SMOOTH_L_FACTOR * L + (lit.SMOOTH_RHO_FACTOR * rho * alpha) * mean_grad_norm
 
 
 @_kind("lower")
@@ -647,11 +655,17 @@ def hf_delta(rho, alpha, v_norm, cap):
     Returns:
         ``δ``.
     """
-    r = _nonneg("rho", rho) * _nonneg("alpha", alpha) * _nonneg("v_norm", v_norm)
-    cap = _pos("cap", cap)
+    rho, alpha, v_norm = _nonneg("rho", rho), _nonneg("alpha", alpha), _nonneg("v_norm", v_norm)
+    return _out(hf_delta_formula(rho, alpha, v_norm, float(_pos("cap", cap))))
+
+
+def hf_delta_formula(rho: float, alpha: float, v_norm: np.ndarray, cap: float) -> np.ndarray:
+    """``hf_delta`` without validation, for the steps' hot loop: the one
+    implementation of ``δ = min{1/(6ρα‖v‖), cap}`` (``cap`` where ``ρα‖v‖ = 0``)."""
+    r = rho * alpha * v_norm
     with np.errstate(divide="ignore", over="ignore"):
         delta = np.where(r > 0, 1.0 / (lit.HF_DELTA_DEN * np.where(r > 0, r, 1.0)), np.inf)
-    return _out(np.minimum(delta, cap))
+    return np.minimum(delta, cap)
 
 
 # --- THEORY.md §7: the hard chain ------------------------------------------------------

@@ -15,6 +15,10 @@ the interval ``[lo, hi]`` that holds the measured quantity with confidence
 each up to an absolute tolerance ``tol`` (rounding).  ``verdict`` is the one
 implementation, vectorised, that the proof ledger, the slack report and the
 experiments' claims use.
+
+A bound that is a sum of terms, each a stated constant times a measured
+factor, may carry them as ``parts``; ``term_slack`` then says, per term, which
+constant would have sufficed with the others as stated (the slack report).
 """
 from __future__ import annotations
 
@@ -76,6 +80,8 @@ class Check:
         lo, hi: the ``1 − δ`` interval of the measured quantity (default: ``measured``).
         tol: absolute tolerance of the comparison (rounding), ``≥ 0``.
         context: anything else worth a column (configuration, iteration, seed).
+        parts: the bound's terms ``(label, stated constant, value of the term)``,
+            summing to ``bound`` (optional; see ``term_slack``).
     """
 
     statement: str
@@ -87,6 +93,7 @@ class Check:
     hi: float | None = None
     tol: float = 0.0
     context: dict[str, Any] = field(default_factory=dict)
+    parts: tuple = ()
 
     def __post_init__(self):
         _kind(self.kind)
@@ -97,6 +104,10 @@ class Check:
             raise ValueError(f"tol must be >= 0, got {self.tol!r}")
         if self.lo > self.hi:
             raise ValueError(f"the interval must have lo <= hi, got [{self.lo}, {self.hi}]")
+        if self.parts:
+            total = sum(p[2] for p in self.parts)
+            if not math.isclose(total, self.bound, rel_tol=1e-9, abs_tol=1e-300):
+                raise ValueError(f"{self.statement}: the terms sum to {total!r}, the bound is {self.bound!r}")
 
     @property
     def verdict(self) -> str:
@@ -113,6 +124,42 @@ class Check:
         """Room left at the conservative end of the interval (``≥ 1`` iff it holds, tol aside)."""
         end = self.hi if self.kind == "upper" else self.lo
         return slack(end, self.bound, self.kind)
+
+    @property
+    def exact(self) -> bool:
+        """Whether the measured value is exact (its interval is a single point)."""
+        return self.lo == self.hi
+
+    def term_slack(self) -> list[dict[str, Any]]:
+        """Per term of ``parts``, at the measured value: the constant that would
+        have sufficed with the other terms as stated (``needed``), and
+        ``stated/needed`` (upper) or ``needed/stated`` (lower) as ``ratio``.
+
+        Terms with a zero constant or that vanish here are skipped, and so is an
+        upper bound within ten tolerances of 0 (for an exact value): they say
+        nothing about their constant.  A bound of several terms adds a
+        ``whole bound`` row (``ratio``: ``slack(measured, bound)``), labelled
+        ``context["property"]`` (or the equation) ``+ ": whole bound"``.
+        """
+        floor = 10 * self.tol if self.exact else 0.0
+        if self.kind == "upper" and self.bound <= floor:
+            return []
+        rows = []
+        for term, (label, stated, value) in enumerate(self.parts):
+            if stated == 0 or value <= floor:
+                continue
+            needed = (self.measured - (self.bound - value)) / (value / stated)
+            if self.kind == "upper":
+                r = math.inf if needed <= 1e-9 * stated else stated / needed
+            else:
+                r = needed / stated
+            rows.append(dict(constant=label, term=term, stated=stated, needed=needed, ratio=r))
+        if len(self.parts) > 1:
+            whole = slack(self.measured, self.bound, self.kind)
+            name = self.context.get("property", self.equation)
+            rows.append(dict(constant=f"{name}: whole bound", term=len(self.parts), stated=1.0,
+                             needed=1.0 / whole if whole not in (0.0, math.inf) else 0.0, ratio=whole))
+        return rows
 
     def row(self) -> dict[str, Any]:
         """The check as one table row (statement, equation, measured, bound, kind,
