@@ -32,3 +32,8 @@ def test_library_example_runs_outside_the_repository(i, tmp_path):
 def test_folders_are_not_installed_under_their_bare_names(tmp_path):
     out = subprocess.run([sys.executable, "-c", "import problems"], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode != 0 and "No module named 'problems'" in out.stderr
+
+
+def test_the_command_line_answers_help_from_outside_the_repository(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "mamlcheck", "--help"], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0 and "run-all" in out.stdout and out.stdout.startswith("usage: mamlcheck")

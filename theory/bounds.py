@@ -558,6 +558,16 @@ def S_prime(sigma, sigma_tilde, B, D_in, D_o, alpha, L):
                 + lit.FOMAML_FLOOR_ALPHA * (aL * _nonneg("sigma", sigma)) ** 2)
 
 
+def _S(**kw):
+    return noise_S(**{k: kw[k] for k in ("sigma", "sigma_tilde", "B", "D_in", "D_o")})
+
+
+#: The noise level each theorem's floor takes: ``S`` (MAML §4, HF-MAML §6),
+#: ``S′`` (FO-MAML §5), none for exact gradients (infinite batches: the floor is ε).
+_NOISE_LEVEL = {"maml": _S, "hfmaml": _S, "fomaml": lambda **kw: S_prime(**kw),
+                "exact": lambda **kw: 0.0 * _S(**kw)}
+
+
 def _algorithm(algorithm: str) -> str:
     if algorithm not in (*lit.FLOOR, "exact"):
         raise ValueError(f"algorithm must be one of {(*lit.FLOOR, 'exact')}, got {algorithm!r}")
@@ -587,11 +597,7 @@ def noise_floor(algorithm, L, rho, sigma, sigma_tilde, alpha, B, D_in, D_o, eps=
     algorithm = _algorithm(algorithm)
     L, rho, alpha, sig = _pos("L", L), _nonneg("rho", rho), _nonneg("alpha", alpha), _nonneg("sigma", sigma)
     eps = _nonneg("eps", eps)
-    S = noise_S(sigma=sigma, sigma_tilde=sigma_tilde, B=B, D_in=D_in, D_o=D_o)
-    if algorithm == "fomaml":
-        S = S_prime(sigma=sigma, sigma_tilde=sigma_tilde, B=B, D_in=D_in, D_o=D_o, alpha=alpha, L=L)
-    elif algorithm == "exact":
-        S = 0.0 * S                      # infinite batches: no noise, floor ε
+    S = _NOISE_LEVEL[algorithm](sigma=sigma, sigma_tilde=sigma_tilde, B=B, D_in=D_in, D_o=D_o, alpha=alpha, L=L)
     a, b = lit.FLOOR.get(algorithm, lit.FLOOR["maml"])
     return _out(np.maximum.reduce(np.broadcast_arrays(
         np.sqrt(a * (1 + rho * alpha * sig / L) * S), b * (rho * alpha / L) * S, eps)))

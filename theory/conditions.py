@@ -69,16 +69,16 @@ def _alpha_conditions(alg: str, alpha: float, L: float, theorem: str) -> list[Co
     ]
 
 
-def _step_condition(alg: str, hyper, theorem: str) -> Condition:
+def _step_condition(alg: str, v: dict, hyper, theorem: str) -> list[Condition]:
     c = lit.STEP_C.get(alg, lit.STEP_C["maml"])
     given = f"constant β = {hyper.beta:g}" if hyper.step == "constant" else f"adaptive, c = {hyper.c:g}"
     rule = (f"β_k = 1/({c:g}·L(w_k)), L(w_k) exact or estimated" if alg == "exact"
             else f"β_k = 1/({c:g}·L̃(w_k)), L̃ the estimate of the step-size lemma")
-    return Condition("step_rule", f"{rule} (THEORY.md §3); a constant β or another c is outside",
-                     f"adaptive, c = {c:g}", given, hyper.step == "adaptive" and hyper.c == c, theorem)
+    return [Condition("step_rule", f"{rule} (THEORY.md §3); a constant β or another c is outside",
+                      f"adaptive, c = {c:g}", given, hyper.step == "adaptive" and hyper.c == c, theorem)]
 
 
-def _estimate_conditions(v: dict, hyper, theorem: str) -> list[Condition]:
+def _estimate_conditions(alg: str, v: dict, hyper, theorem: str) -> list[Condition]:
     """``B′`` and ``D_β`` of the step-size lemma (``None`` in ``Hyper``: the minimum)."""
     out = []
     for name, need, given, statement in (
@@ -92,20 +92,20 @@ def _estimate_conditions(v: dict, hyper, theorem: str) -> list[Condition]:
     return out
 
 
-def _D_h_condition(alg: str, v: dict, hyper, theorem: str) -> Condition:
+def _D_h_condition(alg: str, v: dict, hyper, theorem: str) -> list[Condition]:
     need = bounds.D_h_min(algorithm=alg, alpha=hyper.alpha, sigma_H=v["sigma_H"])
     statement = f"Hessian batch D_h ≥ ⌈{lit.D_H_FACTOR[alg]:g}(ασ_H)²⌉ (THEORY.md {_SECTION[alg]})"
-    return Condition("D_h_min", statement, need, hyper.D_h, hyper.D_h >= need, theorem)
+    return [Condition("D_h_min", statement, need, hyper.D_h, hyper.D_h >= need, theorem)]
 
 
-def _no_batch_condition(alg: str, hyper, theorem: str) -> Condition:
+def _no_batch_condition(alg: str, v: dict, hyper, theorem: str) -> list[Condition]:
     """Informational row: THEORY.md states no batch-size condition for this theorem."""
     section = _SECTION[alg]
     S, unused = ("S′", "; D_h is not used") if alg == "fomaml" else ("S", "")
-    return Condition("batch_sizes",
+    return [Condition("batch_sizes",
                      f"THEORY.md {section} states no condition on B, D_in, D_o (they enter only the "
                      f"noise level {S} of the floor) and none is imposed here{unused}",
-                     "none stated", f"B = {hyper.B}, D_in = {hyper.D_in}, D_o = {hyper.D_o}", True, theorem)
+                     "none stated", f"B = {hyper.B}, D_in = {hyper.D_in}, D_o = {hyper.D_o}", True, theorem)]
 
 
 def check_conditions(constants, hyper) -> list[Condition]:
@@ -121,25 +121,35 @@ def check_conditions(constants, hyper) -> list[Condition]:
     """
     v = _values(constants)
     alg = hyper.algorithm
-    theorem = THEOREMS[alg]
-    out = _alpha_conditions(alg, hyper.alpha, v["L"], theorem)
-    if alg == "maml":
-        out.append(Condition("B_min", f"tasks per step B ≥ {lit.B_MIN} (THEORY.md §4)",
-                             lit.B_MIN, hyper.B, hyper.B >= lit.B_MIN, theorem))
-    if alg in ("maml", "hfmaml"):
-        out.append(_D_h_condition(alg, v, hyper, theorem))
-    out.append(_step_condition(alg, hyper, theorem))
-    if alg != "exact":
-        out += _estimate_conditions(v, hyper, theorem)
-    if alg in ("fomaml", "hfmaml"):
-        out.append(_no_batch_condition(alg, hyper, theorem))
-    if alg == "hfmaml":
-        rule = f"1/({lit.HF_DELTA_DEN:g}ρα‖v_i‖)"
-        out.append(Condition("delta_rule",
-                             f"δ = {rule}, capped at delta_cap; a smaller δ only shrinks the "
-                             "difference error ρδ‖v_i‖²/2 (THEORY.md §6)",
-                             f"δ ≤ {rule}", f"cap = {hyper.delta_cap:g}", True, theorem))
-    return out
+    if alg not in CONDITIONS:
+        raise ValueError(f"no theorem for algorithm {alg!r}; known: {', '.join(CONDITIONS)}")
+    return [c for part in CONDITIONS[alg] for c in part(alg, v, hyper, THEOREMS[alg])]
+
+
+def _alpha(alg, v, hyper, theorem):
+    return _alpha_conditions(alg, hyper.alpha, v["L"], theorem)
+
+
+def _B_min(alg, v, hyper, theorem):
+    return [Condition("B_min", f"tasks per step B ≥ {lit.B_MIN} (THEORY.md §4)",
+                      lit.B_MIN, hyper.B, hyper.B >= lit.B_MIN, theorem)]
+
+
+def _delta_rule(alg, v, hyper, theorem):
+    rule = f"1/({lit.HF_DELTA_DEN:g}ρα‖v_i‖)"
+    return [Condition("delta_rule",
+                      f"δ = {rule}, capped at delta_cap; a smaller δ only shrinks the "
+                      "difference error ρδ‖v_i‖²/2 (THEORY.md §6)",
+                      f"δ ≤ {rule}", f"cap = {hyper.delta_cap:g}", True, theorem)]
+
+
+#: Each theorem's conditions, in the order it states them (THEORY.md §4, §5, §6).
+CONDITIONS = {
+    "maml": (_alpha, _B_min, _D_h_condition, _step_condition, _estimate_conditions),
+    "fomaml": (_alpha, _step_condition, _estimate_conditions, _no_batch_condition),
+    "hfmaml": (_alpha, _D_h_condition, _step_condition, _estimate_conditions, _no_batch_condition, _delta_rule),
+    "exact": (_alpha, _step_condition),
+}
 
 
 def broken(conditions: Sequence[Condition]) -> list[str]:
