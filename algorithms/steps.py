@@ -103,6 +103,10 @@ def direction(family: TaskFamily, w: np.ndarray, hyper: Hyper, rho: float, rng, 
     treat as the reference.  ``grad``: ``∇F(w)`` if the caller has it (exact
     gradients only).
     """
+    w = family._w(w)
+    if w.ndim == 1:                     # a single point: one seed
+        return direction(family, w[None], hyper, rho, rng, fast=fast,
+                         grad=None if grad is None else np.asarray(grad)[None])[0]
     algo = algorithm(hyper.algorithm)
     if algo.exact:
         return grad_F(family, w, hyper.alpha) if grad is None else grad
@@ -117,9 +121,15 @@ def outer_step(family: TaskFamily, w: np.ndarray, hyper: Hyper, L: float, rho: f
                fast: bool = False, grad: np.ndarray | None = None) -> StepOut:
     """One outer step's direction and step size; ``w_{k+1} = w_k − β_k g``.  The
     step size is drawn first, on its own batch, so it is independent of ``g``.
+    ``w`` is ``(R, d)`` (one row per seed) or a single point ``(d,)``.
     ``fast`` and ``grad`` as in ``direction``; with ``fast`` and the adaptive
     rule, a registered sampler draws both at once (the ``L̃`` batch still its
     own, independent of the direction's)."""
+    w = family._w(w)
+    if w.ndim == 1:                     # a single point: one seed
+        out = outer_step(family, w[None], hyper, L, rho, rng, fast=fast,
+                         grad=None if grad is None else np.asarray(grad)[None])
+        return StepOut(out.g[0], out.beta[0])
     algo = algorithm(hyper.algorithm)
     fs = _fast.sampler(family, algo.name) if fast else None
     if (fs is not None and hyper.step == "adaptive" and rho * hyper.alpha != 0 and hyper.B_prime is not None

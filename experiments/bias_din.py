@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -55,12 +55,13 @@ VARIANTS = ({}, {"spread": 0.1, "noise_grad": 3.0})   # the default family; nois
 
 
 class Scale(NamedTuple):
-    """The sweep of one scale."""
+    """The sweep at one scale: one cell per family variant × ``αL``, each
+    evaluating the exact bias at every point × ``D_in``."""
 
-    variants: tuple          # family parameters, one cell each (with each αL)
-    alpha_L: tuple           # αL values
-    D_in: object             # the D_in grid
-    trajectory_k: tuple      # exact-MAML iterations at which the points w are taken (and w*)
+    variants: tuple             # family parameters (keyword dicts for make_family)
+    alpha_L: tuple              # step sizes α in units of 1/L
+    D_in: Sequence[float]       # the inner-batch grid
+    trajectory_k: tuple         # exact-MAML iterations k whose w_k are the points (and w*)
 
 
 _SCALES = {

@@ -132,8 +132,8 @@ def grad_tol(family: TaskFamily, w, alpha: float) -> float:
 
 
 def moments(family: TaskFamily, w, hyper: Hyper) -> Moments:
-    """Exact ``Moments`` (see there); O(M·d²) for cosine-quadratic, O(M·K·N·d²)
-    for robust-regression with ``K`` the number of inner batches."""
+    """Exact ``Moments`` (see there): O(M·d²) with closed-form laws, O(M·K·N·d²)
+    where the ``K`` inner batches of ``N`` data points are enumerated."""
     w = np.asarray(w, dtype=float)
     a = hyper.alpha
     M = family.M

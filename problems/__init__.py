@@ -12,21 +12,16 @@ from typing import Any, Callable
 
 from .base import Constant, Constants, TaskFamily
 from .cosine_quadratic import CosineQuadratic
+from .hard_chain import HardChain
+from .robust_regression import RobustRegression
 
+# Imported plainly: a broken family module raises its own error at import,
+# never a misleading "unknown family".
 FAMILIES: dict[str, Callable[..., TaskFamily]] = {
     "cosine-quadratic": CosineQuadratic,
+    "hard-chain": HardChain,
+    "robust-regression": RobustRegression,
 }
-
-try:  # registered when their modules are present
-    from .hard_chain import HardChain
-    FAMILIES["hard-chain"] = HardChain
-except ImportError:  # pragma: no cover
-    pass
-try:
-    from .robust_regression import RobustRegression
-    FAMILIES["robust-regression"] = RobustRegression
-except ImportError:  # pragma: no cover
-    pass
 
 __all__ = ["Constant", "Constants", "TaskFamily", "FAMILIES", "make_family", "family_parameters"]
 

@@ -1,8 +1,8 @@
 """Hypothesis strategies for the property tests (DESIGN.md style note 7).
 
 The samplers, and with them the parameter ranges, live in
-``experiments.slack`` (written against two primitive draws, ``integer`` and
-``real``); this module runs them on hypothesis' draws, so the tests and the
+``experiments.slack_draws`` (written against two primitive draws, ``integer``
+and ``real``); this module runs them on hypothesis' draws, so the tests and the
 slack report draw from one definition.  Profiles: ``tests/conftest.py``
 (``ci`` by default, ``thorough`` for ``make test-thorough``).
 
@@ -13,8 +13,9 @@ Strategies:
   of tasks, task weights ``p``, noise levels, ...; small sizes).
 * ``families(names=None)``: the ``TaskFamily`` alone.
 * ``points(family, alpha=None)``: a point ``w``: near the tasks, far from them
-  (where ``L(w)`` is large), on cosine-quadratic's lattice where ``σ̃``,
-  ``σ_H`` are attained, or, given ``alpha``, a local minimiser of ``F``.
+  (where ``L(w)`` is large), where the family's exact constants are attained
+  (capability ``attaining_points``: cosine-quadratic's lattice of ``σ̃``,
+  ``σ_H``), or, given ``alpha``, a local minimiser of ``F``.
 * ``pairs(family, alpha=None)``: ``(w, u)`` for the smoothness lemma.
 * ``constants()``: abstract constants ``{L, rho, sigma, sigma_tilde, sigma_H}``.
 * ``hypers(constants, algorithm="maml", broken=None)``: an
@@ -32,8 +33,8 @@ from __future__ import annotations
 
 from hypothesis import reject, strategies as st
 
-from mamlcheck.experiments.slack import (BREAKABLE, Case, Source, breakable, draw_case, draw_constants, draw_family,
-                               draw_hyper, draw_pair, draw_point, family_names)
+from mamlcheck.experiments.slack_draws import (BREAKABLE, Case, Source, breakable, draw_case, draw_constants,
+                                              draw_family, draw_hyper, draw_pair, draw_point, family_names)
 
 __all__ = ["instances", "families", "points", "pairs", "constants", "hypers", "cases",
            "BREAKABLE", "breakable", "Case", "family_names"]

@@ -1,6 +1,7 @@
 """Property tests of the lemmas and moment bounds (THEORY.md §3–§6) on drawn
-instances, with the left sides computed exactly (``experiments.slack``: finite
-tasks as weighted sums, cosine-quadratic's Gaussian noise in closed form,
+instances, with the left sides computed exactly (``experiments.slack_moments``:
+finite tasks as weighted sums, the laws of the batches from the families'
+capabilities: cosine-quadratic's Gaussian noise in closed form,
 robust-regression's batches enumerated) and the bounds from
 ``theory/bounds.py``.  The step-size lemma is the one Monte Carlo check: its
 allowance is an empirical-Bernstein half-width at false-alarm rate
@@ -16,9 +17,10 @@ from scipy import stats
 from mamlcheck.algorithms.hyper import Hyper
 from mamlcheck.algorithms.objective import G_i
 from mamlcheck.experiments import slack
-from mamlcheck.experiments.slack import (PHIS, check_bias, check_first_moment, check_fomaml_bias, check_hf_difference,
-                               check_maml_bias, check_second_moment, check_second_moment_lemma,
-                               check_smoothness, check_step_size, moments)
+from mamlcheck.experiments.slack_checks import (PHIS, check_bias, check_first_moment, check_fomaml_bias,
+                                               check_hf_difference, check_maml_bias, check_second_moment,
+                                               check_second_moment_lemma, check_smoothness, check_step_size, passes)
+from mamlcheck.experiments.slack_moments import moments
 from mamlcheck.problems.base import TaskFamily
 from mamlcheck.problems.cosine_quadratic import CosineQuadratic
 from mamlcheck.problems.robust_regression import RobustRegression
@@ -32,7 +34,8 @@ UP_TO_ONE_OVER_L = st.one_of(S.cases("maml"), S.cases("maml", broken="alpha_rang
 
 
 def _assert_all_hold(checks):
-    bad = [c for c in checks if not c.holds]
+    """Every check passes: an exact one holds, a Monte Carlo one is not violated."""
+    bad = [c for c in checks if not passes(c)]
     assert not bad, bad
 
 
@@ -177,14 +180,14 @@ def test_understated_sigma_tilde_is_caught():
     honest = moments(CosineQuadratic(**RIPPLE), W_RIPPLE, h)
     _assert_all_hold(check_bias(honest) + check_first_moment(honest))
     lying = moments(UnderstatedNoise(**RIPPLE), W_RIPPLE, h)
-    assert not check_bias(lying)[0].holds
+    assert check_bias(lying)[0].verdict == "violated"
 
 
 def test_alpha_far_outside_the_theorem_breaks_the_0_08_of_7():
     """(7) relies on ``αL ≤ 1/6`` (bias ``≤ (1 + αL)αLσ̃/√D_in`` and
     ``2·(7/36)² ≤ 0.08``, THEORY.md §4).  On the ripple instance at
-    ``w = −2.53`` it holds at ``αL = 1/6`` with room (ratio ≈ 6) and fails at
-    ``αL = 0.9`` (ratio ≈ 0.65; it fails from ``αL ≈ 0.6`` on)."""
+    ``w = −2.53`` it holds at ``αL = 1/6`` with room (slack ≈ 6) and fails at
+    ``αL = 0.9`` (slack ≈ 0.65; it fails from ``αL ≈ 0.6`` on)."""
     fam = CosineQuadratic(**RIPPLE)
     L = fam.constants().L.value
     inside = Hyper("maml", alpha=1 / (6 * L), D_in=1, D_o=1, D_h=1)
@@ -193,8 +196,8 @@ def test_alpha_far_outside_the_theorem_breaks_the_0_08_of_7():
     assert broken(check_conditions(fam.constants(), outside)) == ["alpha_range"]
     ok = check_first_moment(moments(fam, W_RIPPLE, inside))[0]
     bad = check_first_moment(moments(fam, W_RIPPLE, outside))[0]
-    assert ok.holds and ok.ratio > 5
-    assert not bad.holds and bad.ratio < 0.7
+    assert ok.holds and ok.slack > 5
+    assert bad.verdict == "violated" and bad.slack < 0.7
 
 
 class FlippedHessian(RobustRegression):
@@ -227,8 +230,8 @@ def test_sign_flip_in_the_hessian_is_caught(bugged, good, w):
     alpha = 1 / (6 * good.constants().L.value)
     h = Hyper("hfmaml", alpha=alpha)
     _assert_all_hold(check_smoothness(good, w, u, alpha) + check_hf_difference(good, w, h))
-    assert not check_smoothness(bugged, w, u, alpha)[1].holds
-    assert not all(c.holds for c in check_hf_difference(bugged, w, h))
+    assert check_smoothness(bugged, w, u, alpha)[1].verdict == "violated"
+    assert any(c.verdict == "violated" for c in check_hf_difference(bugged, w, h))
 
 
 # --- the slack report is deterministic -----------------------------------------------------

@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, Phase, find, given, settings, strategies as 
 
 from mamlcheck.algorithms.hyper import ALGORITHMS, Hyper
 from mamlcheck.algorithms.objective import grad_F, local_L
-from mamlcheck.experiments import slack
-from mamlcheck.problems import FAMILIES, family_parameters
+from mamlcheck.experiments import slack, slack_draws
+from mamlcheck.problems import FAMILIES, family_parameters, make_family
 from tests import strategies as S
 from mamlcheck.theory.conditions import broken, check_conditions
 
@@ -16,8 +16,8 @@ FIND = settings(database=None, derandomize=True, max_examples=200, phases=[Phase
 
 
 def test_every_registered_family_has_a_sampler():
-    assert set(FAMILIES) <= set(slack.FAMILY_SPECS), "add a parameter sampler to experiments/slack.py"
-    assert S.family_names() == [n for n in slack.FAMILY_SPECS if n in FAMILIES]
+    assert set(FAMILIES) <= set(slack_draws.FAMILY_SPECS), "add a parameter sampler to experiments/slack_draws.py"
+    assert S.family_names() == [n for n in slack_draws.FAMILY_SPECS if n in FAMILIES]
 
 
 @given(S.instances())
@@ -53,7 +53,7 @@ def test_points_have_the_family_dimension(data):
 
 
 def test_points_reach_far_from_the_tasks_where_L_w_is_large():
-    fam = slack.make_family("cosine-quadratic", d=2, M=3, gamma=0.5, omega=2.0)
+    fam = make_family("cosine-quadratic", d=2, M=3, gamma=0.5, omega=2.0)
     L, alpha = fam.constants().L.value, 1 / (6 * fam.constants().L.value)
     w = find(S.points(fam), lambda w: local_L(fam, w, alpha) > 10 * 4 * L, settings=FIND)
     assert local_L(fam, w, alpha) > 40 * L
@@ -83,7 +83,7 @@ def test_cases_satisfy_the_maml_theorem(case):
 
 
 _ONES = dict(L=1.0, rho=1.0, sigma=1.0, sigma_tilde=1.0, sigma_H=1.0)
-COMBOS = [(alg, n) for alg in ALGORITHMS for n in slack.BREAKABLE
+COMBOS = [(alg, n) for alg in ALGORITHMS for n in slack_draws.BREAKABLE
           if n in {c.name for c in check_conditions(_ONES, Hyper(alg))}]
 
 
@@ -102,9 +102,9 @@ def test_breakable_names_the_conditions_that_depend_on_alpha():
     assert "D_h_min" in S.breakable(dict(c, sigma_H=100.0), "maml")
     assert "B_min" not in S.breakable(c, "fomaml")                                   # FO-MAML states no B ≥ 20
     with pytest.raises(ValueError, match="alpha_smoothness"):
-        slack.draw_hyper(slack.NumpySource(0), c, "maml", "alpha_smoothness")
-    with pytest.raises(slack.Rejected):           # hypothesis rejects such an example
-        slack.draw_hyper(slack.NumpySource(0), c, "maml", "D_h_min")
+        slack_draws.draw_hyper(slack_draws.NumpySource(0), c, "maml", "alpha_smoothness")
+    with pytest.raises(slack_draws.Rejected):           # hypothesis rejects such an example
+        slack_draws.draw_hyper(slack_draws.NumpySource(0), c, "maml", "D_h_min")
 
 
 def test_numpy_draws_are_deterministic():
