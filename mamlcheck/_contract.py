@@ -1,28 +1,32 @@
-"""Building blocks of ``mamlcheck.testing``: table rows, the statistical
-tests, central differences with an order-set tolerance, and the adversarial
-search for the supremum a constant bounds.
+"""Building blocks of ``mamlcheck.testing``: table rows and the report, the
+statistical tests, central differences with an order-set tolerance, and the
+adversarial search for the supremum a constant bounds.
 
-Every statistical helper takes its false-alarm rate ``alpha`` and spends it in
-the normal approximation to the distribution of a mean of ``K`` i.i.d. draws,
-with the critical value corrected for the statistic's skewness by the
-first Cornish–Fisher term ``z + |γ|(z² − 1)/6`` (``γ`` estimated from the
-draws: the skewness of a mean of ``K`` draws is ``γ₁/√K``).  No helper's
-verdict depends on particular draws beyond that rate; fixed seeds only make a
-run reproducible.
+Every statistical helper takes its false-alarm rate ``alpha`` (``FALSE_ALARM =
+1e-6`` by default) and spends it in the normal approximation to the
+distribution of a mean of ``K`` i.i.d. draws (``K = 2·10⁴`` in
+``check_family``); the tests of means correct the critical value for the
+statistic's skewness by the first Cornish–Fisher term ``z + |γ|(z² − 1)/6``
+(``γ`` estimated from the draws; the skewness of a mean of ``K`` draws is
+``γ₁/√K``), which matters at ``z ≈ 5``.  No verdict depends on particular
+draws beyond that rate; fixed seeds only make a run reproducible.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import numpy as np
+import pandas as pd
 from scipy import optimize, stats
 
 from mamlcheck.theory.checks import Check
 
-__all__ = ["FALSE_ALARM", "ATTAIN", "EPS", "ROUNDING", "COLUMNS", "row", "skipped", "errored",
-           "cornish_fisher", "mean_interval", "mean_z_ratio", "means_differ_ratio",
-           "variances_differ_ratio", "fd_check", "maximise", "take_rows", "spectral_norm"]
+__all__ = ["FALSE_ALARM", "ATTAIN", "EPS", "ROUNDING", "COLUMNS", "row", "skipped", "errored", "guard", "offers",
+           "cornish_fisher", "mean_interval", "mean_z_ratio", "means_differ_ratio", "variances_differ_ratio",
+           "central_differences", "fd_check", "maximise", "sup_over_tasks", "directions", "take_rows",
+           "spectral_norm", "FamilyReport"]
 
 #: False-alarm rate of every statistical check of ``check_family`` (each check, all
 #: its coordinates together).
@@ -65,6 +69,20 @@ def skipped(check: str, statement: str, source: str, note: str) -> dict:
 def errored(check: str, statement: str, source: str, exc: BaseException) -> dict:
     """A row for a check whose evaluation raised: a failure naming the exception."""
     return {**skipped(check, statement, source, f"{type(exc).__name__}: {exc}"), "verdict": "error"}
+
+
+def guard(name: str, statement: str, fn: Callable[[], list[dict]], source: str = "contract") -> list[dict]:
+    """``fn()``'s rows, or one ``error`` row naming the exception it raised."""
+    try:
+        return fn()
+    except Exception as exc:     # noqa: BLE001 - a broken family is a finding, not a crash
+        return [errored(name, statement, source, exc)]
+
+
+def offers(family, capability: str) -> bool:
+    """Whether ``family`` offers the optional ``capability`` (``TaskFamily.offers``)."""
+    ask = getattr(family, "offers", None)
+    return bool(ask(capability)) if ask is not None else False
 
 
 # --- statistics ---------------------------------------------------------------------------
@@ -149,7 +167,7 @@ def variances_differ_ratio(a: np.ndarray, b: np.ndarray, rounding: float, alpha:
 
 
 # --- central differences -----------------------------------------------------------------
-def _central(fun: Callable, x: np.ndarray, dirs: np.ndarray, h: float):
+def central_differences(fun: Callable, x: np.ndarray, dirs: np.ndarray, h: float):
     """``(fun(x + h e) − fun(x − h e)) / 2h`` per row ``e`` of ``dirs`` (stacked on the
     last axis) and the largest ``|fun|`` on the stencil."""
     plus = [np.asarray(fun(x + h * e), dtype=float) for e in dirs]
@@ -175,8 +193,8 @@ def fd_check(fun: Callable, x: np.ndarray, derivative: np.ndarray, h: float, *,
     """
     x = np.asarray(x, dtype=float)
     dirs = np.eye(x.shape[-1]) if dirs is None else np.atleast_2d(dirs)
-    D1, s1 = _central(fun, x, dirs, h)
-    D2, s2 = _central(fun, x, dirs, 2.0 * h)
+    D1, s1 = central_differences(fun, x, dirs, h)
+    D2, s2 = central_differences(fun, x, dirs, 2.0 * h)
     if dirs.shape[0] == 1:
         D1, D2 = D1[..., 0], D2[..., 0]
     derivative = np.asarray(derivative, dtype=float)
@@ -191,7 +209,7 @@ def fd_check(fun: Callable, x: np.ndarray, derivative: np.ndarray, h: float, *,
 # --- adversarial search -----------------------------------------------------------------
 def maximise(value: Callable[[np.ndarray], np.ndarray], starts: np.ndarray, *, step: float,
              maxiter: int = 40) -> tuple[float, np.ndarray]:
-    """Largest ``value`` found by L-BFGS-B ascents from each of ``starts`` ``(S, k)``.
+    """Largest ``value`` found by BFGS ascents from each of ``starts`` ``(S, k)``.
 
     ``value`` maps points ``(P, k)`` to ``(P,)`` in one vectorised call; the
     gradient the optimiser needs is a forward difference of step ``step``,
@@ -214,7 +232,7 @@ def maximise(value: Callable[[np.ndarray], np.ndarray], starts: np.ndarray, *, s
             return -v[0], -g
 
         try:
-            res = optimize.minimize(negative, x0, jac=True, method="L-BFGS-B",
+            res = optimize.minimize(negative, x0, jac=True, method="BFGS",
                                     options={"maxiter": maxiter})
             candidates = np.vstack([x0, res.x])
         except (ValueError, FloatingPointError, np.linalg.LinAlgError):
@@ -238,3 +256,70 @@ def take_rows(batch: Mapping[str, np.ndarray], rows) -> dict:
     leading axis (batches are mappings of arrays whose leading axes are the
     task indices' shape)."""
     return {k: np.asarray(v)[rows] for k, v in batch.items()}
+
+
+def directions(rng, n: int, d: int) -> np.ndarray:
+    """``n`` directions uniform on the unit sphere of ``R^d``."""
+    g = rng.standard_normal((n, d))
+    return g / np.maximum(np.linalg.norm(g, axis=-1, keepdims=True), 1e-300)
+
+
+def sup_over_tasks(value, starts: np.ndarray, M: int, step: float, n_local: int = 3):
+    """Per task, the largest ``value(points, task)`` over the starts (one call per
+    task), then ascents from the ``n_local`` best (start, task) pairs overall.
+    Returns per-task maxima, and the overall argmax ``(point, task)``."""
+    vals = np.array([np.nan_to_num(value(starts, m), nan=-np.inf) for m in range(M)])   # (M, S)
+    best = vals.max(1)
+    order = np.argsort(-vals, axis=None)[:n_local]
+    where = {}
+    for flat in order:
+        m, k = divmod(int(flat), starts.shape[0])
+        v, x = maximise(lambda P: value(P, m), starts[k][None], step=step)
+        if v >= best[m]:
+            best[m], where[m] = v, x
+    m = int(np.argmax(best))
+    return best, (where.get(m, starts[int(np.argmax(vals[m]))]), m)
+
+
+# --- the report ----------------------------------------------------------------------------
+FAILED = ("violated", "error")
+
+
+@dataclass(frozen=True)
+class FamilyReport:
+    """What ``check_family`` found: ``table`` (one row per check, columns
+    ``_contract.COLUMNS``), whether every check ``passed``, the ``failures`` one
+    line each, and the wall-clock ``seconds`` per group of checks."""
+
+    family: str
+    table: pd.DataFrame
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.table.verdict.isin(FAILED).any()
+
+    @property
+    def failed(self) -> list[str]:
+        """Names of the failed checks."""
+        return list(self.table.check[self.table.verdict.isin(FAILED)])
+
+    @property
+    def failures(self) -> list[str]:
+        """One line per failed check: its name, statement and numbers."""
+        return [_line(r) for r in self.table[self.table.verdict.isin(FAILED)].to_dict("records")]
+
+    def __str__(self) -> str:
+        cols = ["check", "measured", "bound", "kind", "lo", "hi", "verdict"]
+        with pd.option_context("display.width", 160, "display.max_rows", 200):
+            return f"check_family({self.family}):\n{self.table[cols].to_string(index=False)}"
+
+
+def _line(r: dict) -> str:
+    if r["verdict"] == "error":
+        return f"{r['check']}: {r['statement']}: raised {r['note']}"
+    rel = ">" if r["kind"] == "upper" else "<"
+    interval = "" if r["lo"] == r["hi"] else f" (interval [{r['lo']:.6g}, {r['hi']:.6g}])"
+    note = f"; {r['note']}" if r["note"] else ""
+    return (f"{r['check']}: {r['statement']}: measured {r['measured']:.6g}{interval} {rel} "
+            f"bound {r['bound']:.6g} (tol {r['tol']:.3g}){note}")
