@@ -16,6 +16,20 @@ each up to an absolute tolerance ``tol`` (rounding).  ``verdict`` is the one
 implementation, vectorised, that the proof ledger, the slack report and the
 experiments' claims use.
 
+Three further kinds serve claims that are not a one-sided inequality:
+
+* ``within``: a two-sided bound ``bound_lo ≤ measured ≤ bound`` (the measured
+  iterations of the hard chain between the zero-respecting lower bound and
+  (14)); holds when ``[lo, hi]`` lies inside ``[bound_lo, bound]``, violated
+  when it lies wholly outside, inconclusive otherwise (``within_verdict``);
+* ``match``: a fitted value that should *equal* ``bound`` (an exponent of the
+  noise floor, the ``−2`` of the rate); holds when ``[lo − tol, hi + tol]``
+  contains the bound, violated when it excludes it, inconclusive when the
+  interval is not known (a NaN or infinite end: too few points for a CI)
+  (``match_verdict``);
+* ``report``: a measurement with no bound to meet (wall time, a threshold the
+  theory does not predict); its verdict is ``"measured"`` (``REPORTED``).
+
 A bound that is a sum of terms, each a stated constant times a measured
 factor, may carry them as ``parts``; ``term_slack`` then says, per term, which
 constant would have sufficed with the others as stated (the slack report).
@@ -28,10 +42,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Check", "VERDICTS", "KINDS", "verdict", "slack"]
+__all__ = ["Check", "VERDICTS", "KINDS", "CHECK_KINDS", "REPORTED", "verdict", "slack", "match_verdict",
+           "within_verdict"]
 
 VERDICTS = ("holds", "violated", "inconclusive")
-KINDS = ("upper", "lower")
+KINDS = ("upper", "lower")                                  # the kinds of ``verdict`` and ``slack``
+CHECK_KINDS = KINDS + ("within", "match", "report")         # the kinds a ``Check`` may have
+REPORTED = "measured"                                       # the verdict of a ``report`` check
 
 
 def _kind(kind: str) -> str:
@@ -56,6 +73,39 @@ def verdict(lo, hi, bound, kind: str = "upper", tol=0.0) -> np.ndarray | str:
     return str(out) if out.ndim == 0 else out
 
 
+def match_verdict(lo, hi, bound, tol=0.0) -> np.ndarray | str:
+    """``holds`` / ``violated`` / ``inconclusive`` for a quantity that should
+    equal ``bound``, known to lie in ``[lo, hi]``; elementwise over arrays.
+
+    Holds iff ``lo − tol ≤ bound ≤ hi + tol``; inconclusive where ``lo`` or
+    ``hi`` is not finite (no interval: nothing is excluded, nothing confirmed);
+    violated otherwise.  An exact value (``lo = hi``) matches only within ``tol``.
+    """
+    lo, hi, bound, tol = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (lo, hi, bound, tol)))
+    known = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(bound)
+    inside = (lo - tol <= bound) & (bound <= hi + tol)
+    out = np.where(~known, "inconclusive", np.where(inside, "holds", "violated"))
+    return str(out) if out.ndim == 0 else out
+
+
+def within_verdict(lo, hi, bound_lo, bound_hi, tol=0.0) -> np.ndarray | str:
+    """``holds`` / ``violated`` / ``inconclusive`` for a quantity in ``[lo, hi]``
+    against the two-sided bound ``bound_lo ≤ · ≤ bound_hi``, up to ``tol``;
+    elementwise over arrays.
+
+    Holds iff ``bound_lo − tol ≤ lo`` and ``hi ≤ bound_hi + tol``; violated iff
+    ``hi < bound_lo − tol`` or ``lo > bound_hi + tol`` (the whole interval on one
+    wrong side); inconclusive otherwise (and where any end is NaN).
+    """
+    lo, hi, b_lo, b_hi, tol = np.broadcast_arrays(
+        *(np.asarray(x, dtype=float) for x in (lo, hi, bound_lo, bound_hi, tol)))
+    known = ~(np.isnan(lo) | np.isnan(hi) | np.isnan(b_lo) | np.isnan(b_hi))
+    inside = (b_lo - tol <= lo) & (hi <= b_hi + tol)
+    outside = (hi < b_lo - tol) | (lo > b_hi + tol)
+    out = np.where(~known, "inconclusive", np.where(inside, "holds", np.where(outside, "violated", "inconclusive")))
+    return str(out) if out.ndim == 0 else out
+
+
 def slack(measured, bound, kind: str = "upper") -> np.ndarray | float:
     """Room left: ``bound/measured`` for an upper bound, ``measured/bound`` for a
     lower one, ``≥ 1`` iff the check holds (for positive quantities); ``inf``
@@ -76,12 +126,18 @@ class Check:
         equation: its source (``"(7)"``, ``"THEORY.md §3, step-size lemma"``).
         measured: the measured value (the point estimate).
         bound: the theoretical value for the same constants.
-        kind: ``upper`` or ``lower``.
+        kind: ``upper`` or ``lower``; or ``within``, ``match``, ``report`` (see
+            the module docstring).
         lo, hi: the ``1 − δ`` interval of the measured quantity (default: ``measured``).
         tol: absolute tolerance of the comparison (rounding), ``≥ 0``.
-        context: anything else worth a column (configuration, iteration, seed).
+        context: anything else worth a column (configuration, iteration, seed);
+            the experiments' report reads ``note`` (the explanation printed after
+            the verdict) and ``measured_text``/``bound_text`` (how the two values
+            are printed, where a number alone would not say it).
         parts: the bound's terms ``(label, stated constant, value of the term)``,
             summing to ``bound`` (optional; see ``term_slack``).
+        bound_lo: the lower end of a ``within`` bound (``bound`` is its upper end);
+            ``None`` for every other kind.
     """
 
     statement: str
@@ -94,9 +150,15 @@ class Check:
     tol: float = 0.0
     context: dict[str, Any] = field(default_factory=dict)
     parts: tuple = ()
+    bound_lo: float | None = None
 
     def __post_init__(self):
-        _kind(self.kind)
+        if self.kind not in CHECK_KINDS:
+            raise ValueError(f"kind must be one of {CHECK_KINDS}, got {self.kind!r}")
+        if (self.kind == "within") != (self.bound_lo is not None):
+            raise ValueError(f"bound_lo is required for kind 'within' and only for it ({self.kind!r})")
+        if self.kind == "within" and self.bound_lo > self.bound:
+            raise ValueError(f"a within bound must have bound_lo <= bound, got [{self.bound_lo}, {self.bound}]")
         for name in ("lo", "hi"):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, float(self.measured))
@@ -111,8 +173,15 @@ class Check:
 
     @property
     def verdict(self) -> str:
-        if any(math.isnan(float(x)) for x in (self.lo, self.hi, self.bound)):
+        if self.kind == "report":
+            return REPORTED
+        ends = (self.lo, self.hi, self.bound) + ((self.bound_lo,) if self.kind == "within" else ())
+        if any(math.isnan(float(x)) for x in ends):
             return "inconclusive"
+        if self.kind == "match":
+            return match_verdict(self.lo, self.hi, self.bound, self.tol)
+        if self.kind == "within":
+            return within_verdict(self.lo, self.hi, self.bound_lo, self.bound, self.tol)
         return verdict(self.lo, self.hi, self.bound, self.kind, self.tol)
 
     @property
@@ -121,7 +190,13 @@ class Check:
 
     @property
     def slack(self) -> float:
-        """Room left at the conservative end of the interval (``≥ 1`` iff it holds, tol aside)."""
+        """Room left at the conservative end of the interval (``≥ 1`` iff it holds, tol aside).
+        A ``within`` check: the smaller room of its two sides; ``match`` and
+        ``report``: NaN (there is no room to measure)."""
+        if self.kind in ("match", "report"):
+            return math.nan
+        if self.kind == "within":
+            return min(slack(self.hi, self.bound, "upper"), slack(self.lo, self.bound_lo, "lower"))
         end = self.hi if self.kind == "upper" else self.lo
         return slack(end, self.bound, self.kind)
 
@@ -141,6 +216,8 @@ class Check:
         ``whole bound`` row (``ratio``: ``slack(measured, bound)``), labelled
         ``context["property"]`` (or the equation) ``+ ": whole bound"``.
         """
+        if self.kind not in KINDS:
+            return []
         floor = 10 * self.tol if self.exact else 0.0
         if self.kind == "upper" and self.bound <= floor:
             return []
@@ -163,7 +240,9 @@ class Check:
 
     def row(self) -> dict[str, Any]:
         """The check as one table row (statement, equation, measured, bound, kind,
-        lo, hi, verdict, slack, then the context)."""
+        lo, hi, verdict, slack, then the context; ``bound_lo`` after ``bound`` for
+        a ``within`` check)."""
+        lower_end = {"bound_lo": self.bound_lo} if self.kind == "within" else {}
         return {"statement": self.statement, "equation": self.equation, "measured": self.measured,
-                "bound": self.bound, "kind": self.kind, "lo": self.lo, "hi": self.hi,
+                **lower_end, "bound": self.bound, "kind": self.kind, "lo": self.lo, "hi": self.hi,
                 "verdict": self.verdict, "slack": self.slack, **self.context}

@@ -4,12 +4,11 @@ Declared with ``_kind`` (``theory._calling``); ``theory.bounds`` re-exports them
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
 from mamlcheck import literature as lit
-from mamlcheck.theory._calling import _algorithm, _kind, _nonneg, _num, _out, _pos, _size
+from mamlcheck.theory._calling import _algorithm, _kind, _nonneg, _out, _pos, _size
 from mamlcheck.theory.lemmas import inner_bias
 
 

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from mamlcheck import literature as lit
-from mamlcheck.theory._calling import _algorithm, _kind, _nonneg, _num, _out, _pos, _size
+from mamlcheck.theory._calling import _algorithm, _kind, _nonneg, _out, _pos, _size
 
 
 def _at_least_one(factor: float, num: float, L: float) -> int:

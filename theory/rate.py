@@ -4,7 +4,6 @@ Declared with ``_kind`` (``theory._calling``); ``theory.bounds`` re-exports them
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
