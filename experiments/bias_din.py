@@ -39,6 +39,7 @@ from mamlcheck.algorithms.objective import grad_F, inner_points
 from mamlcheck.algorithms.runner import run
 from mamlcheck.problems import make_family
 from mamlcheck.theory import bounds
+from mamlcheck.theory.checks import Check
 from mamlcheck import literature as lit
 
 from . import style
@@ -193,6 +194,8 @@ def _slopes(g: pd.DataFrame) -> pd.DataFrame:
 
 
 def _rate_verdict(lo: float, hi: float) -> str:
+    """The rate a slope interval is consistent with, up to ``RATE_TOL``: ``1/D_in``
+    (smooth loss, THEORY.md §3 with A3), ``1/√D_in`` (the lemma's), or neither."""
     def near(r):
         return lo - RATE_TOL <= r <= hi + RATE_TOL
     if near(-1.0):
@@ -202,29 +205,42 @@ def _rate_verdict(lo: float, hi: float) -> str:
     return "neither 1/D_in nor 1/√D_in"
 
 
-def claims(table: pd.DataFrame) -> list[dict]:
+_BOUNDS = (("bound", "(1+αL)αLσ̃/√D_in (bias lemma, §3–§4)", "THEORY.md §3–§4, bias lemma"),
+           ("bound_A3", "(1+αL)ρα²σ̃²/(2D_in) (A3 refinement)",
+            "THEORY.md §2, A3 (ρ-Lipschitz Hessians): refinement of the bias lemma"))
+
+
+def bias_check(label: str, g: pd.DataFrame, col: str, name: str, equation: str) -> Check:
+    """The exact bias within one bound at every ``D_in`` and point: an upper check
+    of the largest bias/bound against 1."""
+    r = g.bias / g[col]
+    bad, n = int((r > 1).sum()), len(g)
+    where = f"at all {n} (D_in, w) pairs" if not bad else f"exceeded at {bad} of {n} (D_in, w) pairs"
+    return Check(f"bias ≤ {name} at every D_in and point, {label} [broken: {g.broken.iloc[0]}]: max bias/bound",
+                 equation, float(r.max()), 1.0, "upper",
+                 context={"group": label, "note": f"{where}; bias/bound in [{r.min():.2g}, {r.max():.2g}]"})
+
+
+def rate_check(label: str, g: pd.DataFrame) -> Check:
+    """The bias falls at least as fast as the lemma's ``1/√D_in`` (THEORY.md §3):
+    an upper check of the slope of log bias on log D_in against −1/2, over the
+    points' 95% intervals, up to ``RATE_TOL``; the note names the rate found."""
+    sl = _slopes(g)
+    lo, hi = sl.lo.min(), sl.hi.max()
+    return Check(f"slope of log bias against log D_in, {label} (median over {len(sl)} points)",
+                 "THEORY.md §3–§4, bias lemma", float(sl.slope.median()), -0.5, "upper", lo=lo, hi=hi,
+                 tol=RATE_TOL, context={"group": label,
+                                        "note": f"95% CI over points [{lo:.3f}, {hi:.3f}]: {_rate_verdict(lo, hi)}"})
+
+
+def claims(table: pd.DataFrame) -> list[Check]:
     """Per family variant × ``αL``: bias ≤ lemma bound at every ``D_in`` and point;
-    the fitted slope (bound: −1/2); bias ≤ the A3 bound."""
-    rows = []
+    bias ≤ the A3 bound; the fitted slope (bound: −1/2)."""
+    checks = []
     for label, g in _groups(table):
-        n = len(g)
-        broken_note = f" [broken: {g.broken.iloc[0]}]"
-        for col, name in (("bound", "(1+αL)αLσ̃/√D_in (bias lemma, §3–§4)"),
-                          ("bound_A3", "(1+αL)ρα²σ̃²/(2D_in) (A3 refinement)")):
-            r = g.bias / g[col]
-            bad = int((r > 1).sum())
-            rows.append({
-                "claim": f"bias ≤ {name} at every D_in and point, {label}{broken_note}: max bias/bound",
-                "measured": float(r.max()), "bound": 1.0,
-                "verdict": (f"holds at all {n} (D_in, w) pairs; bias/bound in [{r.min():.2g}, {r.max():.2g}]"
-                            if not bad else f"violated at {bad} of {n} (D_in, w) pairs")})
-        sl = _slopes(g)
-        lo, hi = sl.lo.min(), sl.hi.max()
-        rows.append({
-            "claim": f"slope of log bias against log D_in, {label} (median over {len(sl)} points)",
-            "measured": float(sl.slope.median()), "bound": -0.5,
-            "verdict": f"95% CI over points [{lo:.3f}, {hi:.3f}]: {_rate_verdict(lo, hi)}"})
-    return rows
+        checks += [bias_check(label, g, *b) for b in _BOUNDS]
+        checks.append(rate_check(label, g))
+    return checks
 
 
 # --- figures ---------------------------------------------------------------------

@@ -7,7 +7,7 @@ An experiment is a module with
 * ``compute(params) -> pandas.DataFrame``: a pure, seeded function of one cell
   returning tidy rows (the configuration in columns);
 * ``plot(table, outdir) -> list[Path]``: figures drawn from the table alone;
-* ``claims(table) -> list[dict]``: report rows (claim, measured, bound, verdict).
+* ``claims(table) -> list[Check]``: the report rows, each a ``theory.checks.Check``.
 
 A finished cell is written atomically to ``<results>/cells/<NAME>/<key>.csv``,
 ``key`` a hash of its parameters, so a rerun computes only what is missing

@@ -52,6 +52,7 @@ from mamlcheck.algorithms.steps import ORACLE_CALLS, outer_step
 from mamlcheck.algorithms.streams import SeedStreams
 from mamlcheck.problems import make_family
 from mamlcheck.theory import bounds
+from mamlcheck.theory.checks import Check
 from mamlcheck import literature as lit
 
 from . import style
@@ -204,80 +205,113 @@ def _per_seed(table: pd.DataFrame, sweep: str, alg: str) -> pd.DataFrame:
     return p[p.sweeps.str.split(",").apply(lambda s: sweep in s)]
 
 
+FO_FLOOR = "THEORY.md §5, FO-MAML's floor of order αLσ (the dropped Hessian term)"
+
+
 def _slope_claim(table, sweep: str, alg: str, x: str, what: str, where: str, bound: float,
-                 bound_text: str) -> dict:
+                 bound_text: str) -> Check:
+    """The floor grows with ``x``: a lower check, against 0, of the fitted slope
+    of the per-seed plateaus on ``x`` (its 95% CI); the bound column prints the
+    scale ``bound`` of the dropped term (THEORY.md §5), with slope/``bound`` in the note."""
     p = _per_seed(table, sweep, alg)
     f = fit_line(p[x], p.grad_norm)
     s, lo, hi = f["slope"], f["lo"], f["hi"]
-    if np.isnan(lo):
-        verdict = f"slope {s:.3g}: too few points for a CI"
-    else:
-        verdict = (f"{'grows' if lo > 0 else 'no significant growth'} "
-                   f"(95% CI [{lo:.3g}, {hi:.3g}], {len(p)} seed plateaus); slope/{bound_text} = {s / bound:.3g}")
-    return {"claim": f"{LABEL[alg]} floor grows with {what} ({where}): fitted slope of plateau ‖∇F‖ vs {what}",
-            "measured": s, "bound": bound, "verdict": verdict}
+    note = (f"slope {s:.3g}: too few points for a CI" if np.isnan(lo) else
+            f"95% CI [{lo:.3g}, {hi:.3g}], {len(p)} seed plateaus; slope/{bound_text} = {s / bound:.3g}")
+    return Check(f"{LABEL[alg]} floor grows with {what} ({where}): fitted slope of plateau ‖∇F‖ vs {what}",
+                 FO_FLOOR, s, 0.0, "lower", lo=lo, hi=hi,
+                 context={"algorithm": alg, "sweep": sweep, "bound_text": f"{bound:.4g}", "note": note})
 
 
-def claims(table: pd.DataFrame) -> list[dict]:
+def _excess_claim(table, aL: float) -> list[Check]:
+    """FO-MAML's excess over MAML grows with σ(w*): a lower check, against 0, of
+    slope(FO-MAML) − slope(MAML) with its 95% CI (the two fits' standard errors
+    added in quadrature, ``n₁ + n₂ − 4`` degrees of freedom); the bound column
+    prints αL, the dropped term's scale (THEORY.md §5)."""
+    p_fo, p_m = _per_seed(table, "sigma", "fomaml"), _per_seed(table, "sigma", "maml")
+    if not len(p_m):
+        return []
+    f1, f2 = fit_line(p_fo.sigma_local, p_fo.grad_norm), fit_line(p_m.sigma_local, p_m.grad_norm)
+    ds, se = f1["slope"] - f2["slope"], np.hypot(f1["stderr"], f2["stderr"])
+    dof = len(p_fo) + len(p_m) - 4
+    half = stats.t.ppf(0.5 + CI / 2, dof) * se if np.isfinite(se) and dof > 0 else np.nan
+    note = (f"slope difference {ds:.3g}: too few points for a CI" if np.isnan(half) else
+            f"95% CI [{ds - half:.3g}, {ds + half:.3g}]; slope/αL = {ds / aL:.3g}")
+    return [Check(f"FO-MAML's excess over MAML (the dropped Hessian term) grows with σ(w*): "
+                  f"slope(FO-MAML) − slope(MAML) at αL = {aL:g}", FO_FLOOR,
+                  ds, 0.0, "lower", lo=ds - half, hi=ds + half, context={"bound_text": f"{aL:.4g}", "note": note})]
+
+
+def _vanishing_claim(fo_sig: pd.DataFrame) -> list[Check]:
+    """With σ = 0 FO-MAML's floor vanishes (THEORY.md §5): an upper check of the
+    plateau at σ(w*) = 0 against ``ZERO_FRACTION`` of the plateau at the largest σ(w*)."""
+    zero, top = fo_sig.iloc[0], fo_sig.iloc[-1]
+    if not zero.sigma_local < 1e-9 * max(top.sigma_local, 1e-300):
+        return []
+    return [Check(f"FO-MAML floor → 0 at σ = 0: plateau at σ(w*) = 0 vs "
+                  f"{ZERO_FRACTION:.0%} of the plateau at σ(w*) = {top.sigma_local:.3g}",
+                  "THEORY.md §5, no floor with identical tasks", float(zero.floor), float(ZERO_FRACTION * top.floor),
+                  "upper", context={"note": f"ratio to the largest-σ floor {zero.floor / top.floor:.2g}"})]
+
+
+def _bound_claims(fl: pd.DataFrame) -> list[Check]:
+    """FO-MAML's plateau within each of its bounds in every configuration
+    (THEORY.md §5): an upper check of the largest plateau/bound against 1."""
+    fo = fl[fl.algorithm == "fomaml"]
+    if not len(fo):
+        return []
+    broken_fo = ", ".join(sorted({n for b in fo.broken for n in b.split(";")})) or "none"
+    out = []
+    for col, name, eq in (("floor_bound", "FO-MAML floor bound √(14(1+ρασ/L)S′) (§5)", "THEORY.md §5, FO-MAML floor"),
+                          ("dropped_bound", "dropped-term bound αL·E_i‖∇f_i(u_i)‖ + αLσ̃/√D_in (§5)",
+                           "THEORY.md §5, dropped term")):
+        within = int((fo.floor <= fo[col]).sum())
+        out.append(Check(f"FO-MAML plateau ≤ {name} in every configuration (max plateau/bound)", eq,
+                         float((fo.floor / fo[col]).max()), 1.0, "upper",
+                         context={"note": f"within the bound in {within}/{len(fo)} configurations; "
+                                          f"broken conditions: {broken_fo}"}))
+    return out
+
+
+def _cost_claims(fl: pd.DataFrame) -> list[Check]:
+    """The cost of a step, reported: wall time (measured) beside the
+    gradient-oracle calls ``ORACLE_CALLS × B`` (THEORY.md §4–§6); no verdict."""
+    out = []
+    for alg in ALGORITHMS:
+        sub = fl[fl.algorithm == alg]
+        if len(sub):
+            out.append(Check(f"cost per iteration of {LABEL[alg]}: gradient-oracle calls ORACLE_CALLS×B "
+                             f"(bound column) and wall time of one step, ms (measured, median over "
+                             f"configurations, {int(sub.B.iloc[0])} tasks × seeds batched)",
+                             "THEORY.md §4–§6, oracle calls per step", float(sub.wall_ms_step.median()),
+                             int(sub.oracle_calls.iloc[0]), "report",
+                             context={"algorithm": alg,
+                                      "note": f"not a bound; D_h = {','.join(map(str, sorted(sub.D_h.unique())))}"}))
+    return out
+
+
+def claims(table: pd.DataFrame) -> list[Check]:
     """Shape claims (FO-MAML's floor grows with σ and α, vanishes at σ = 0; its
     excess over MAML grows with σ; HF-MAML tracks MAML), bound checks, and the
     cost of a step, all from the table."""
     fl = _floors(table)
-    rows = []
+    checks = []
     fo_sig = _sweep(fl, "sigma", "fomaml")
     aL = ALPHA_L_SIGMA
     if len(fo_sig) >= 2:
-        rows.append(_slope_claim(table, "sigma", "fomaml", "sigma_local", "σ(w*)", f"αL = {aL:g}", aL, "αL"))
-        p_fo, p_m = _per_seed(table, "sigma", "fomaml"), _per_seed(table, "sigma", "maml")
-        if len(p_m):
-            f1, f2 = fit_line(p_fo.sigma_local, p_fo.grad_norm), fit_line(p_m.sigma_local, p_m.grad_norm)
-            s1, e1, s2, e2 = f1["slope"], f1["stderr"], f2["slope"], f2["stderr"]
-            ds, se = s1 - s2, np.hypot(e1, e2)
-            dof = len(p_fo) + len(p_m) - 4
-            if np.isfinite(se) and dof > 0:
-                half = stats.t.ppf(0.5 + CI / 2, dof) * se
-                verdict = (f"{'grows' if ds - half > 0 else 'no significant growth'} "
-                           f"(95% CI [{ds - half:.3g}, {ds + half:.3g}]); slope/αL = {ds / aL:.3g}")
-            else:
-                verdict = f"slope difference {ds:.3g}: too few points for a CI"
-            rows.append({"claim": f"FO-MAML's excess over MAML (the dropped Hessian term) grows with σ(w*): "
-                                  f"slope(FO-MAML) − slope(MAML) at αL = {aL:g}",
-                         "measured": ds, "bound": aL, "verdict": verdict})
-        zero, top = fo_sig.iloc[0], fo_sig.iloc[-1]
-        if zero.sigma_local < 1e-9 * max(top.sigma_local, 1e-300):
-            crit = ZERO_FRACTION * top.floor
-            rows.append({"claim": f"FO-MAML floor → 0 at σ = 0: plateau at σ(w*) = 0 vs "
-                                  f"{ZERO_FRACTION:.0%} of the plateau at σ(w*) = {top.sigma_local:.3g}",
-                         "measured": float(zero.floor), "bound": float(crit),
-                         "verdict": f"{'holds' if zero.floor <= crit else 'does not hold'} "
-                                    f"(ratio to the largest-σ floor {zero.floor / top.floor:.2g})"})
+        checks.append(_slope_claim(table, "sigma", "fomaml", "sigma_local", "σ(w*)", f"αL = {aL:g}", aL, "αL"))
+        checks += _excess_claim(table, aL) + _vanishing_claim(fo_sig)
     if len(_sweep(fl, "alpha", "fomaml")) >= 2:
-        rows.append(_slope_claim(table, "alpha", "fomaml", "alpha_L", "αL", f"spread {SPREAD_ALPHA:g}",
-                                 float(_sweep(fl, "alpha", "fomaml").sigma_local.iloc[0]), "σ(w*)"))
-    rows += _tracking_claim(fl)
-    fo = fl[fl.algorithm == "fomaml"]
-    broken_fo = ", ".join(sorted({n for b in fo.broken for n in b.split(";")})) or "none"
-    for col, name in (("floor_bound", "FO-MAML floor bound √(14(1+ρασ/L)S′) (§5)"),
-                      ("dropped_bound", "dropped-term bound αL·E_i‖∇f_i(u_i)‖ + αLσ̃/√D_in (§5)")):
-        if len(fo):
-            r = (fo.floor / fo[col]).max()
-            rows.append({"claim": f"FO-MAML plateau ≤ {name} in every configuration (max plateau/bound)",
-                         "measured": float(r), "bound": 1.0,
-                         "verdict": f"{'holds' if r <= 1 else 'violated'} in {int((fo.floor <= fo[col]).sum())}"
-                                    f"/{len(fo)} configurations (broken conditions: {broken_fo})"})
-    for alg in ALGORITHMS:
-        sub = fl[fl.algorithm == alg]
-        if len(sub):
-            rows.append({"claim": f"cost per iteration of {LABEL[alg]}: gradient-oracle calls ORACLE_CALLS×B "
-                                  f"(bound column) and wall time of one step, ms (measured, median over "
-                                  f"configurations, {int(sub.B.iloc[0])} tasks × seeds batched)",
-                         "measured": float(sub.wall_ms_step.median()), "bound": int(sub.oracle_calls.iloc[0]),
-                         "verdict": f"measured, not a bound; D_h = {','.join(map(str, sorted(sub.D_h.unique())))}"})
-    return rows
+        checks.append(_slope_claim(table, "alpha", "fomaml", "alpha_L", "αL", f"spread {SPREAD_ALPHA:g}",
+                                   float(_sweep(fl, "alpha", "fomaml").sigma_local.iloc[0]), "σ(w*)"))
+    return checks + _tracking_claim(fl) + _bound_claims(fl) + _cost_claims(fl)
 
 
-def _tracking_claim(fl: pd.DataFrame) -> list[dict]:
-    """HF-MAML's largest relative deviation from MAML, against FO-MAML's."""
+def _tracking_claim(fl: pd.DataFrame) -> list[Check]:
+    """HF-MAML tracks MAML (THEORY.md §6): in every configuration with σ(w*) > 0
+    its plateau is closer to MAML's than FO-MAML's is, an upper check of the
+    largest ratio of the two relative deviations against 1.  The measured and
+    bound columns print the largest deviation of HF-MAML and of FO-MAML, in %."""
     keys = ["spread", "alpha_L"]
     piv = fl[fl.sigma_local > 0].pivot_table(index=keys, columns="algorithm", values="floor")
     if not {"maml", "hfmaml", "fomaml"} <= set(piv.columns) or piv.empty:
@@ -285,12 +319,14 @@ def _tracking_claim(fl: pd.DataFrame) -> list[dict]:
     hf = (piv.hfmaml / piv.maml - 1).abs() * 100
     fo = (piv.fomaml / piv.maml - 1).abs() * 100
     closer = int((hf < fo).sum())
-    return [{"claim": "HF-MAML within x% of MAML: largest abs(plateau(HF)/plateau(MAML) − 1) in %, over "
-                      "σ(w*) > 0, equal steps (bound column: the same for FO-MAML)",
-             "measured": float(hf.max()), "bound": float(fo.max()),
-             "verdict": f"{'tracks MAML' if closer == len(hf) else 'does not track MAML everywhere'}: "
-                        f"HF-MAML closer to MAML than FO-MAML in {closer}/{len(hf)} configurations "
-                        f"(median {hf.median():.0f}% vs {fo.median():.0f}%)"}]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        worst = float(np.max((hf / fo).to_numpy()))          # NaN (0/0) propagates: inconclusive
+    return [Check("HF-MAML within x% of MAML: largest abs(plateau(HF)/plateau(MAML) − 1) in %, over "
+                  "σ(w*) > 0, equal steps (bound column: the same for FO-MAML)", "THEORY.md §6, HF-MAML",
+                  worst, 1.0, "upper",
+                  context={"measured_text": f"{hf.max():.4g}", "bound_text": f"{fo.max():.4g}",
+                           "note": f"HF-MAML closer to MAML than FO-MAML in {closer}/{len(hf)} configurations; "
+                                   f"median {hf.median():.0f}% vs {fo.median():.0f}%"})]
 
 
 # --- figures ------------------------------------------------------------------

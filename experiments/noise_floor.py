@@ -39,6 +39,7 @@ from mamlcheck.algorithms.hyper import Hyper
 from mamlcheck.algorithms.runner import run
 from mamlcheck.problems import make_family
 from mamlcheck.theory import bounds
+from mamlcheck.theory.checks import Check
 from mamlcheck import literature as lit
 
 from . import style
@@ -142,32 +143,41 @@ def _sweep(pl: pd.DataFrame, sweep: str) -> pd.DataFrame:
     return sub.assign(x=x).sort_values("x")
 
 
-def claims(table: pd.DataFrame) -> list[dict]:
+FLOOR_STATEMENT = "plateau ≤ floor √(61(1+ρασ/L)S) (§4)"
+FLOOR_EQUATION = "THEORY.md §4, noise floor of the MAML theorem"
+
+
+def floor_check(r) -> Check:
+    """One configuration's plateau against the floor (THEORY.md §4): an upper
+    check of the seed-mean plateau whose 95% seed CI ``[ci_lo, ci_hi]`` must lie
+    below ``√(61(1+ρασ/L)S)``.  ``r``: a row of ``_plateaus``."""
+    return Check(f"{FLOOR_STATEMENT} at B={r.B}, D_in={r.D_in}, D_o={r.D_o} [broken: {r.broken}]",
+                 FLOOR_EQUATION, float(r.plateau), float(r.floor), "upper", lo=float(r.ci_lo), hi=float(r.ci_hi),
+                 context={"B": r.B, "D_in": r.D_in, "D_o": r.D_o, "broken": r.broken,
+                          "note": f"floor/plateau = {r.floor / r.plateau:.0f}; 95% CI [{r.ci_lo:.3g}, {r.ci_hi:.3g}]"})
+
+
+def exponent_check(sweep: str, S, plateau) -> Check:
+    """The fitted exponent of plateau against ``S`` along one sweep, which the
+    floor's shape ``S^{1/2}`` (THEORY.md §4) says should match 1/2: a ``match``
+    check on the slope's 95% CI (inconclusive without one)."""
+    s, lo, hi = loglog_slope(S, plateau)
+    note = (f"slope {s:.3f}: too few points for a CI" if np.isnan(lo) else
+            f"95% CI [{lo:.3f}, {hi:.3f}], {len(S)} configurations")
+    return Check(f"plateau ∝ S^(1/2) along the {SWEEP_LABEL[sweep]} sweep: fitted exponent", FLOOR_EQUATION,
+                 s, 0.5, "match", lo=lo, hi=hi, context={"sweep": sweep, "note": note})
+
+
+def claims(table: pd.DataFrame) -> list[Check]:
     """Per configuration: plateau ≤ floor (the 95% upper seed CI against the
     floor); per sweep: the fitted exponent of plateau against S, vs 1/2."""
     pl = _plateaus(table)
-    rows = []
-    for _, r in pl.sort_values(["B", "D_in", "D_o"]).iterrows():
-        ratio = r.floor / r.plateau
-        verdict = ("holds" if r.ci_hi <= r.floor else "violated" if r.ci_lo > r.floor else "inconclusive")
-        rows.append({
-            "claim": (f"plateau ≤ floor √(61(1+ρασ/L)S) (§4) at B={r.B}, D_in={r.D_in}, D_o={r.D_o}"
-                      f" [broken: {r.broken}]"),
-            "measured": float(r.plateau), "bound": float(r.floor),
-            "verdict": f"{verdict} (floor/plateau = {ratio:.0f}; 95% CI [{r.ci_lo:.3g}, {r.ci_hi:.3g}])"})
+    checks = [floor_check(r) for _, r in pl.sort_values(["B", "D_in", "D_o"]).iterrows()]
     for sweep in SWEEP_ORDER:
         sub = _sweep(pl, sweep)
-        if len(sub) < 2:
-            continue
-        s, lo, hi = loglog_slope(sub.S, sub.plateau)
-        if np.isnan(lo):
-            verdict = f"slope {s:.3f}: too few points for a CI"
-        else:
-            verdict = (f"{'matches' if lo <= 0.5 <= hi else 'does not match'} 1/2 "
-                       f"(95% CI [{lo:.3f}, {hi:.3f}], {len(sub)} configurations)")
-        rows.append({"claim": f"plateau ∝ S^(1/2) along the {SWEEP_LABEL[sweep]} sweep: fitted exponent",
-                     "measured": s, "bound": 0.5, "verdict": verdict})
-    return rows
+        if len(sub) >= 2:
+            checks.append(exponent_check(sweep, sub.S, sub.plateau))
+    return checks
 
 
 # --- figures ------------------------------------------------------------------

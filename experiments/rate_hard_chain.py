@@ -38,6 +38,7 @@ from mamlcheck.algorithms.objective import F
 from mamlcheck.algorithms.runner import run
 from mamlcheck.problems.hard_chain import HardChain
 from mamlcheck.theory import bounds
+from mamlcheck.theory.checks import Check
 from mamlcheck import literature as lit
 
 from . import style
@@ -140,15 +141,11 @@ def _reached(table: pd.DataFrame, series: str) -> pd.DataFrame:
     return sub.assign(first_k=sub.first_k.astype(float))
 
 
-def _slope_verdict(fit: dict, target: float) -> str:
-    if np.isnan(fit["lo"]):
-        return f"slope {fit['slope']:.3f}: too few points for a CI"
+def _side(lo: float, hi: float, target: float) -> str:
+    """Which side of ``target`` an interval lies on, when it excludes it
+    (``shallower``/``steeper`` for a log-log slope); ``""`` otherwise."""
     t = f"{target:g}".replace("-", "−")
-    if fit["lo"] <= target <= fit["hi"]:
-        word = f"matches {t}"
-    else:
-        word = f"{'shallower' if fit['lo'] > target else 'steeper'} than {t}"
-    return f"{word} (95% CI [{fit['lo']:.3f}, {fit['hi']:.3f}], {fit['n']} values of ε)"
+    return f"shallower than {t}; " if lo > target else f"steeper than {t}; " if hi < target else ""
 
 
 # --- figures ----------------------------------------------------------------------
@@ -213,66 +210,114 @@ def _local_slopes(sub: pd.DataFrame) -> np.ndarray:
     return np.diff(np.log(s.first_k.values)) / np.diff(np.log(s.eps.values))
 
 
-def claims(table: pd.DataFrame) -> list[dict]:
+RATE = "(14) and THEORY.md §7, zero-respecting lower bound ⌊T(ε′)/2⌋"
+STEEPEN_ALLOWANCE = 0.05        # a local slope may pass −2 by this much and still count as approaching it
+BAND_ALLOWANCE = 0.05           # relative allowance of the step-ratio band
+
+
+def run_check(r) -> Check:
+    """One run between its two bounds (THEORY.md §7): ``⌊T(ε′)/2⌋ ≤ first k ≤ (14)``,
+    a ``within`` check.  A run that did not reach ε only says ``first k > budget``:
+    its interval is ``[budget, ∞)`` (violated if the budget already exceeds (14))."""
+    reached = not pd.isna(r.first_k)
+    lo, hi = (float(r.first_k),) * 2 if reached else (float(r.budget), np.inf)
+    return Check(f"lower bound ⌊T(ε′)/2⌋ ≤ measured ≤ (14) at ε = {r.eps:.4g} (T = {r['T']}; "
+                 f"{r.series}; broken: {r.conditions_broken})", RATE,
+                 int(r.first_k) if reached else float("nan"), float(r.upper), "within", lo=lo, hi=hi,
+                 bound_lo=float(r.lower),
+                 context={"series": r.series, "T": r["T"], "bound_text": f"[{int(r.lower)}, {r.upper:.4g}]",
+                          **({} if reached else {"note": f"not reached within {r.budget} iterations"})})
+
+
+def slope_check(sub: pd.DataFrame, series: str) -> Check:
+    """The least-squares log-log slope of measured iterations against ε, which
+    should match the −2 of both bounds (THEORY.md §7): a ``match`` check on its 95% CI."""
+    fit = fit_line(np.log(sub.eps), np.log(sub.first_k))
+    note = (f"slope {fit['slope']:.3f}: too few points for a CI" if np.isnan(fit["lo"]) else
+            f"{_side(fit['lo'], fit['hi'], -2.0)}95% CI [{fit['lo']:.3f}, {fit['hi']:.3f}], {fit['n']} values of ε")
+    return Check(f"log-log slope of measured iterations against ε ≈ −2, least squares "
+                 f"over ε ∈ [{sub.eps.min():.3g}, {sub.eps.max():.3g}] ({series})", RATE,
+                 fit["slope"], -2.0, "match", lo=fit["lo"], hi=fit["hi"], context={"series": series, "note": note})
+
+
+def steepening_check(sub: pd.DataFrame, series: str) -> Check:
+    """The local log-log slope between consecutive ε steepens toward −2 as ε
+    shrinks (the 1/ε² rate is asymptotic): an upper check, against 0, of the
+    number of consecutive pairs that do not steepen plus the slopes steeper than
+    ``−2 − STEEPEN_ALLOWANCE``."""
+    local = _local_slopes(sub)
+    n_bad = int(np.sum(np.diff(local) >= 0) + np.sum(local < -2.0 - STEEPEN_ALLOWANCE))
+    per_coord = np.diff(sub.first_k.values) / np.diff(sub["T"].values)
+    return Check(f"local log-log slope between consecutive ε steepens toward −2 as ε shrinks "
+                 f"(iterations per added chain coordinate: {per_coord[0]:.0f} at the smallest ε, "
+                 f"{per_coord[-1]:.0f} at the largest; {series})", RATE, n_bad, 0, "upper",
+                 context={"series": series, "measured_text": ", ".join(f"{x:.3f}" for x in local), "bound_text": "-2",
+                          "note": (f"steps that do not steepen or pass −{2 + STEEPEN_ALLOWANCE:g}: {n_bad}; "
+                                   f"last {local[-1]:.3f}")})
+
+
+def bound_ratio_checks(sub: pd.DataFrame, series: str) -> list[Check]:
+    """Each bound divided by the measurement, over ε: (14)/measured ≥ 1 (a lower
+    check of the smallest) and ⌊T(ε′)/2⌋/measured ≤ 1 (an upper check of the largest)."""
+    up, lo = sub.upper / sub.first_k, sub.lower / sub.first_k
+    return [Check(f"upper bound (14) / measured, over ε ({series})", RATE, float(up.min()), 1.0, "lower",
+                  context={"series": series, "measured_text": f"{up.min():.4g} – {up.max():.4g}", "bound_text": "≥ 1"}),
+            Check(f"lower bound ⌊T(ε′)/2⌋ / measured, over ε ({series})", RATE, float(lo.max()), 1.0, "upper",
+                  context={"series": series, "measured_text": f"{lo.min():.3g} – {lo.max():.3g}", "bound_text": "≤ 1"})]
+
+
+def constant_step_check(const: pd.DataFrame) -> Check:
+    """The constant step is certified along every run: ``β ≤ 1/L(w_k)``, the local
+    constant of the smoothness lemma (THEORY.md §3), i.e. ``max_k β·L(w_k) ≤ 1``."""
+    return Check("constant β ≤ 1/L(w_k) along every run (smoothness lemma, §3): max_k β·L(w_k)",
+                 "THEORY.md §3, smoothness lemma", float(const.beta_L_max.max()), 1.0, "upper")
+
+
+def _iterations(k) -> str:
+    """A first k as printed: the integer, or ``not reached``."""
+    return "not reached" if pd.isna(k) else str(int(k))
+
+
+def retrace_check(both: pd.DataFrame) -> Check:
+    """Stochastic MAML on identical tasks is exact MAML (no task noise on the
+    chain): an upper check, against 0, of the chain lengths at which its first k
+    (or its seeds' spread) differs from exact MAML's."""
+    same = (both.first_k == both.first_k_exact) & (both.first_k_seed_min == both.first_k_seed_max)
+    n_diff = int((~same.fillna(False).astype(bool)).sum())
+    return Check(f"stochastic MAML (B = {B_TASKS}, identical tasks) retraces exact MAML: "
+                 f"first k at T = {', '.join(map(str, both['T']))}", "THEORY.md §7, one task",
+                 n_diff, 0, "upper",
+                 context={"measured_text": ", ".join(map(_iterations, both.first_k)),
+                          "bound_text": ", ".join(map(_iterations, both.first_k_exact)),
+                          "note": f"differs at {n_diff} of {len(both)} chain lengths"})
+
+
+def claims(table: pd.DataFrame) -> list[Check]:
     """Per run: lower ≤ measured ≤ (14).  Per series with three ε or more: the
     fitted log-log slope against −2 and the local slopes; per series: the
     bound/measurement ratios.  The constant-step certificate, stochastic MAML
     retracing exact MAML, and the theorem's step against β = 1/(5L)."""
-    rows = []
-    for _, r in table.sort_values(["series", "eps"], ascending=[True, False]).iterrows():
-        if pd.isna(r.first_k):
-            verdict = f"not reached within {r.budget} iterations"
-        else:
-            verdict = "holds" if r.lower <= r.first_k <= r.upper else "violated"
-        rows.append({"claim": f"lower bound ⌊T(ε′)/2⌋ ≤ measured ≤ (14) at ε = {r.eps:.4g} (T = {r['T']}; "
-                              f"{r.series}; broken: {r.conditions_broken})",
-                     "measured": r.first_k if pd.isna(r.first_k) else int(r.first_k),
-                     "bound": f"[{int(r.lower)}, {r.upper:.4g}]", "verdict": verdict})
+    checks = [run_check(r) for _, r in table.sort_values(["series", "eps"], ascending=[True, False]).iterrows()]
     for series in table[table.algorithm == "exact"].series.unique():
         sub = _reached(table, series)
         if len(sub) >= 3:
-            fit = fit_line(np.log(sub.eps), np.log(sub.first_k))
-            rows.append({"claim": f"log-log slope of measured iterations against ε ≈ −2, least squares "
-                                  f"over ε ∈ [{sub.eps.min():.3g}, {sub.eps.max():.3g}] ({series})",
-                         "measured": fit["slope"], "bound": -2.0, "verdict": _slope_verdict(fit, -2.0)})
-            local = _local_slopes(sub)
-            toward = bool(np.all(np.diff(local) < 0) and np.all(local >= -2.0 - 0.05))
-            per_coord = np.diff(sub.first_k.values) / np.diff(sub["T"].values)
-            rows.append({
-                "claim": f"local log-log slope between consecutive ε steepens toward −2 as ε shrinks "
-                         f"(iterations per added chain coordinate: {per_coord[0]:.0f} at the smallest ε, "
-                         f"{per_coord[-1]:.0f} at the largest; {series})",
-                "measured": ", ".join(f"{x:.3f}" for x in local), "bound": -2.0,
-                "verdict": (f"{'steepens monotonically toward' if toward else 'does not steepen toward'} −2 "
-                            f"(last {local[-1]:.3f})")})
-        up, lo = sub.upper / sub.first_k, sub.lower / sub.first_k
-        rows.append({"claim": f"upper bound (14) / measured, over ε ({series})",
-                     "measured": f"{up.min():.4g} – {up.max():.4g}", "bound": "≥ 1",
-                     "verdict": "holds" if (up >= 1).all() else "violated"})
-        rows.append({"claim": f"lower bound ⌊T(ε′)/2⌋ / measured, over ε ({series})",
-                     "measured": f"{lo.min():.3g} – {lo.max():.3g}", "bound": "≤ 1",
-                     "verdict": "holds" if (lo <= 1).all() else "violated"})
+            checks += [slope_check(sub, series), steepening_check(sub, series)]
+        checks += bound_ratio_checks(sub, series)
     const = table[table.rule == "constant"]
     if len(const):
-        m = float(const.beta_L_max.max())
-        rows.append({"claim": "constant β ≤ 1/L(w_k) along every run (smoothness lemma, §3): max_k β·L(w_k)",
-                     "measured": m, "bound": 1.0, "verdict": "holds" if m <= 1.0 else "violated"})
+        checks.append(constant_step_check(const))
     exact = table[(table.algorithm == "exact") & (table.rule == "constant")]
     both = table[table.algorithm == "maml"].merge(exact, on=["T", "rule"], suffixes=("", "_exact"))
     if len(both):
-        same = (both.first_k == both.first_k_exact) & (both.first_k_seed_min == both.first_k_seed_max)
-        rows.append({"claim": f"stochastic MAML (B = {B_TASKS}, identical tasks) retraces exact MAML: "
-                              f"first k at T = {', '.join(map(str, both['T']))}",
-                     "measured": ", ".join(str(int(k)) for k in both.first_k),
-                     "bound": ", ".join(str(int(k)) for k in both.first_k_exact),
-                     "verdict": "equal" if same.all() else "differs"})
-    rows += _step_ratio_claim(table, exact)
-    return rows
+        checks.append(retrace_check(both))
+    return checks + _step_ratio_claim(table, exact)
 
 
-def _step_ratio_claim(table: pd.DataFrame, exact: pd.DataFrame) -> list[dict]:
+def _step_ratio_claim(table: pd.DataFrame, exact: pd.DataFrame) -> list[Check]:
     """Small steps follow the gradient flow, so iterations scale like 1/β: the
-    theorem's rule should cost β/β_k ∈ [12·4L, 12·max L(w_k)]·β more."""
+    theorem's rule should cost β/β_k ∈ [12·4L, 12·max L(w_k)]·β more.  An upper
+    check, against 0, of the chain lengths whose ratio falls outside that band
+    widened by ``BAND_ALLOWANCE``."""
     theo = table[(table.algorithm == "exact") & (table.rule == "theorem")]
     both = theo.merge(exact, on="T", suffixes=("", "_c")).dropna(subset=["first_k", "first_k_c"])
     if both.empty:
@@ -281,8 +326,10 @@ def _step_ratio_claim(table: pd.DataFrame, exact: pd.DataFrame) -> list[dict]:
     beta = both.beta_c.iloc[0]
     lo = lit.STEP_C["maml"] * lit.SMOOTH_L_FACTOR * both.L.iloc[0] * beta
     hi = lit.STEP_C["maml"] * float(both.beta_L_max_c.max())
-    inside = bool(((ratio >= lo * 0.95) & (ratio <= hi * 1.05)).all())
-    return [{"claim": f"the theorem's step β_k = 1/(12L(w_k)) costs ≈ β/β_k times the iterations of "
-                      f"β = {beta:g} (gradient-flow scaling) at T = {', '.join(map(str, both['T']))}",
-             "measured": ", ".join(f"{x:.2f}" for x in ratio), "bound": f"[{lo:.2f}, {hi:.2f}] (±5%)",
-             "verdict": "consistent" if inside else "outside"}]
+    outside = int(((ratio < lo * (1 - BAND_ALLOWANCE)) | (ratio > hi * (1 + BAND_ALLOWANCE))).sum())
+    return [Check(f"the theorem's step β_k = 1/(12L(w_k)) costs ≈ β/β_k times the iterations of "
+                  f"β = {beta:g} (gradient-flow scaling) at T = {', '.join(map(str, both['T']))}",
+                  "THEORY.md §4, step rule β_k = 1/(12 L̃(w_k))", outside, 0, "upper",
+                  context={"measured_text": ", ".join(f"{x:.2f}" for x in ratio),
+                           "bound_text": f"[{lo:.2f}, {hi:.2f}] (±{BAND_ALLOWANCE:.0%})",
+                           "note": f"outside the band at {outside} of {len(both)} chain lengths"})]

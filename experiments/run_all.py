@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mamlcheck.theory.checks import Check
+
 from .cells import SCALES, collect, run_cells
 from .registry import experiments, get
 
@@ -52,19 +54,38 @@ def _fmt(x) -> str:
     return str(x)
 
 
-def claims_markdown(title: str, figures: list[Path], rows: list[dict], report_dir: Path) -> str:
-    """One experiment's report section: figure links and the claims table."""
+def verdict_cell(check: Check) -> str:
+    """The check's verdict word, then its explanatory note (``context["note"]``:
+    ratios, intervals, broken conditions) in parentheses when there is one."""
+    note = check.context.get("note", "")
+    return f"{check.verdict} ({note})" if note else check.verdict
+
+
+def claim_cells(check: Check) -> dict[str, str]:
+    """The four cells of a claim's report row: the statement, the measured value
+    and the bound (as ``context["measured_text"]``/``["bound_text"]`` print them
+    where a number alone would not say it), and ``verdict_cell``."""
+    ctx = check.context
+    return {"claim": check.statement,
+            "measured": ctx.get("measured_text", _fmt(check.measured)),
+            "bound": ctx.get("bound_text", _fmt(check.bound)),
+            "verdict": verdict_cell(check)}
+
+
+def claims_markdown(title: str, figures: list[Path], checks: list[Check], report_dir: Path) -> str:
+    """One experiment's report section: figure links and the claims table, one
+    row per ``Check`` (claim / measured / bound / verdict)."""
     out = [f"## {title}", ""]
     pngs = [f for f in figures if f.suffix == ".png"]
     for f in pngs:
         rel = Path(f).resolve().relative_to(report_dir.resolve()) if Path(f).resolve().is_relative_to(report_dir.resolve()) else f
         out.append(f"![{title}]({rel})")
     out.append("")
-    if rows:
+    if checks:
         out.append("| claim | measured | bound | verdict |")
         out.append("|---|---|---|---|")
-        for r in rows:
-            out.append(f"| {r['claim']} | {_fmt(r['measured'])} | {_fmt(r['bound'])} | {r['verdict']} |")
+        for c in map(claim_cells, checks):
+            out.append(f"| {c['claim']} | {c['measured']} | {c['bound']} | {c['verdict']} |")
         out.append("")
     return "\n".join(out)
 
@@ -121,11 +142,11 @@ def main_run_all(args) -> int:
     t0 = time.monotonic()
     for mod in mods:
         t = time.monotonic()
-        counts, figs, rows = run_experiment(mod, args.scale, results, figures, force=args.force,
-                                            workers=args.workers)
+        counts, figs, checks = run_experiment(mod, args.scale, results, figures, force=args.force,
+                                              workers=args.workers)
         print(f"{mod.NAME}: {counts['computed']} cells computed, {counts['cached']} cached, "
               f"{time.monotonic() - t:.1f}s")
-        sections.append(claims_markdown(mod.TITLE, figs, rows, figures))
+        sections.append(claims_markdown(mod.TITLE, figs, checks, figures))
     if not args.only:
         sections.extend(_extras(args.scale, results, figures, force=args.force))
     figures.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,7 @@ from mamlcheck.algorithms.runner import run
 from mamlcheck.algorithms.engine import trajectory
 from mamlcheck.problems import make_family
 from mamlcheck.theory import bounds
+from mamlcheck.theory.checks import Check
 from mamlcheck import literature as lit
 
 from . import style
@@ -197,63 +198,97 @@ def _threshold(div: pd.DataFrame) -> tuple[float, float]:
     return x, float((above.frac * above.n).sum() / above.n.sum())
 
 
-def claims(table: pd.DataFrame) -> list[dict]:
+STEP_LEMMA = "THEORY.md §3, step-size lemma"
+
+
+def _adaptive_claim(ad: pd.DataFrame) -> Check:
+    """The theorem's rule β_k = 1/(12 L̃(w_k)) (THEORY.md §4) is stable from
+    every start: an upper check of the number of diverged seeds against 0."""
+    n_div = int(ad.diverged.astype(bool).sum())
+    return Check(f"adaptive rule β_k = 1/(12 L̃(w_k)) never diverged (starts at "
+                 f"r = {', '.join(f'{r:g}' for r in sorted(ad.radius.unique()))})",
+                 "THEORY.md §4, step rule β_k = 1/(12 L̃(w_k))", n_div, 0, "upper",
+                 context={"note": f"{n_div}/{len(ad)} seeds diverged"})
+
+
+def _threshold_claim(table: pd.DataFrame, r: float, sub: pd.DataFrame, x: float, y: float) -> Check:
+    """From one start radius, the smallest diverging constant β·L (measured) and
+    the largest below it (bound column), reported: the theory gives no
+    threshold for a constant β far from the optimum."""
+    safe = sub[sub.beta_L < x].beta_L.max() if np.isfinite(x) else sub.beta_L.max()
+    L0 = _runs(table)[_runs(table).radius == r].L_start_median.iloc[0]
+    note = (f"diverges: {100 * y:.0f}% of seeds at β·L ≥ {x:g}; none at β·L ≤ {safe:g} (bound column)"
+            if np.isfinite(x) else f"no constant β up to β·L = {safe:g} diverged")
+    return Check(f"from r = {r:g} (L(w_0) ≈ {L0:.3g}): constant β ≥ x/L diverged in y% of seeds "
+                 f"(x = measured, y in verdict)", "THEORY.md §3, smoothness lemma (F not globally smooth)",
+                 x, float(safe) if np.isfinite(safe) else float("nan"), "report",
+                 context={"radius": r, "note": note})
+
+
+def _moves_claim(thresholds: dict) -> Check:
+    """Whether the divergence threshold of a constant β moves with the start
+    distance, reported (the module docstring says why it may not): the ratio of
+    the largest to the smallest finite threshold."""
+    finite = {r: x for r, x in thresholds.items() if np.isfinite(x)}
+    same = len(set(finite.values())) == 1 and len(finite) == len(thresholds)
+    note = ("no: the same threshold from every start (ratio largest/smallest = 1 on this β grid)" if same else
+            "yes: " + ", ".join(f"r = {r:g}: β·L = {x:g}" for r, x in thresholds.items()))
+    return Check("the divergence threshold of a constant β moves with the start distance r",
+                 "THEORY.md §3, smoothness lemma (F not globally smooth)",
+                 max(finite.values()) / min(finite.values()) if finite else float("nan"), 1.0, "report",
+                 context={"note": note})
+
+
+def _below_threshold_claim(ad: pd.DataFrame, threshold: float) -> Check:
+    """The adaptive steps stay below the smallest diverging constant step: an
+    upper check of the largest ``β_k·L`` against that ``β·L``."""
+    bmax = float((ad.beta_max * ad.L).max())
+    return Check("largest adaptive step β_k·L against the smallest diverging constant β·L",
+                 "THEORY.md §4, step rule β_k = 1/(12 L̃(w_k))", bmax, threshold, "upper",
+                 context={"note": f"the threshold is {threshold / bmax:.0f}× the largest adaptive step"})
+
+
+def _lemma_claims(tr: pd.DataFrame) -> list[Check]:
+    """The step-size lemma (THEORY.md §3) along the adaptive trajectories:
+    ``E[L(w)/L̃(w)] ≥ 0.8`` (lower) and ``E[(L(w)/L̃(w))²] ≤ 3.125`` (upper), the
+    sample means over every recorded iterate; and ``L(w)/4L`` at the farthest
+    start, reported (how far ``F`` is from globally smooth)."""
+    q = tr.L_w / tr.L_tilde
+    draws = {"note": f"{len(q)} draws"}
+    far = tr[tr.k == 0]
+    return [Check("step-size lemma along adaptive trajectories: E[L(w)/L̃(w)] ≥ 0.8 (§3)", STEP_LEMMA,
+                  float(q.mean()), bounds.step_inv_mean_lower(L_w=1.0), "lower", context=draws),
+            Check("step-size lemma along adaptive trajectories: E[(L(w)/L̃(w))²] ≤ 3.125 (§3)", STEP_LEMMA,
+                  float((q ** 2).mean()), bounds.step_inv_sq_upper(L_w=1.0), "upper", context=draws),
+            Check("L(w) at the farthest start, in units of 4L (how far F is from globally smooth)",
+                  "THEORY.md §3, smoothness lemma (F not globally smooth)",
+                  float(far.L_w.max() / (lit.SMOOTH_L_FACTOR * far.L.iloc[0])), 1.0, "report",
+                  context={"note": "L(w)/4L, exact"})]
+
+
+def claims(table: pd.DataFrame) -> list[Check]:
     """Adaptive rule never diverged; per radius, the smallest diverging constant
     β and the share of seeds diverged at or above it; whether that threshold
     moves with the start; the step-size lemma's moments of ``1/L̃`` along the
     adaptive trajectories."""
-    rows = []
+    checks = []
     ad = _runs(table)[_runs(table).step == "adaptive"]
     if len(ad):
-        n_div = int(ad.diverged.astype(bool).sum())
-        rows.append({"claim": f"adaptive rule β_k = 1/(12 L̃(w_k)) never diverged (starts at "
-                              f"r = {', '.join(f'{r:g}' for r in sorted(ad.radius.unique()))})",
-                     "measured": n_div, "bound": 0,
-                     "verdict": f"{'holds' if n_div == 0 else 'violated'}: {n_div}/{len(ad)} seeds diverged"})
-    div = _divergence(table)
+        checks.append(_adaptive_claim(ad))
     thresholds = {}
-    for r, sub in div.groupby("radius"):
+    for r, sub in _divergence(table).groupby("radius"):
         x, y = _threshold(sub)
         thresholds[r] = x
-        safe = sub[sub.beta_L < x].beta_L.max() if np.isfinite(x) else sub.beta_L.max()
-        L0 = _runs(table)[_runs(table).radius == r].L_start_median.iloc[0]
-        rows.append({"claim": f"from r = {r:g} (L(w_0) ≈ {L0:.3g}): "
-                              f"constant β ≥ x/L diverged in y% of seeds (x = measured, y in verdict)",
-                     "measured": x, "bound": float(safe) if np.isfinite(safe) else float("nan"),
-                     "verdict": (f"diverges: {100 * y:.0f}% of seeds at β·L ≥ {x:g}; none at β·L ≤ {safe:g} "
-                                 f"(bound column)" if np.isfinite(x) else
-                                 f"no constant β up to β·L = {safe:g} diverged")})
-    finite = {r: x for r, x in thresholds.items() if np.isfinite(x)}
+        checks.append(_threshold_claim(table, r, sub, x, y))
+    finite = [x for x in thresholds.values() if np.isfinite(x)]
     if len(thresholds) >= 2:
-        same = len(set(finite.values())) == 1 and len(finite) == len(thresholds)
-        rows.append({"claim": "the divergence threshold of a constant β moves with the start distance r",
-                     "measured": max(finite.values()) / min(finite.values()) if finite else float("nan"),
-                     "bound": 1.0,
-                     "verdict": ("no: the same threshold from every start (ratio largest/smallest = 1 on "
-                                 "this β grid)" if same else
-                                 "yes: " + ", ".join(f"r = {r:g}: β·L = {x:g}" for r, x in thresholds.items()))})
+        checks.append(_moves_claim(thresholds))
     if len(ad) and finite and "beta_max" in ad:
-        bmax = float((ad.beta_max * ad.L).max())
-        rows.append({"claim": "largest adaptive step β_k·L against the smallest diverging constant β·L",
-                     "measured": bmax, "bound": min(finite.values()),
-                     "verdict": f"adaptive steps stay {min(finite.values()) / bmax:.0f}× below the threshold"})
+        checks.append(_below_threshold_claim(ad, min(finite)))
     tr = table[table.kind == "trajectory"].dropna(subset=["L_tilde"])
     if len(tr):
-        q = tr.L_w / tr.L_tilde
-        m1, m2 = float(q.mean()), float((q ** 2).mean())
-        lo = bounds.step_inv_mean_lower(L_w=1.0)
-        hi = bounds.step_inv_sq_upper(L_w=1.0)
-        rows.append({"claim": "step-size lemma along adaptive trajectories: E[L(w)/L̃(w)] ≥ 0.8 (§3)",
-                     "measured": m1, "bound": lo, "verdict": f"{'holds' if m1 >= lo else 'violated'} "
-                                                             f"({len(q)} draws)"})
-        rows.append({"claim": "step-size lemma along adaptive trajectories: E[(L(w)/L̃(w))²] ≤ 3.125 (§3)",
-                     "measured": m2, "bound": hi, "verdict": f"{'holds' if m2 <= hi else 'violated'} "
-                                                             f"({len(q)} draws)"})
-        far = tr[tr.k == 0]
-        rows.append({"claim": "L(w) at the farthest start, in units of 4L (how far F is from globally smooth)",
-                     "measured": float(far.L_w.max() / (lit.SMOOTH_L_FACTOR * far.L.iloc[0])), "bound": 1.0,
-                     "verdict": "measured: L(w)/4L, exact"})
-    return rows
+        checks += _lemma_claims(tr)
+    return checks
 
 
 # --- figures ------------------------------------------------------------------

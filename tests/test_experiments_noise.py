@@ -8,7 +8,9 @@ from mamlcheck.algorithms.objective import G_i, grad_F
 from tests.experiment_tables import tiny_table
 from mamlcheck.experiments import analysis
 from mamlcheck.experiments import bias_din, noise_floor
+from mamlcheck.experiments.run_all import claim_cells
 from mamlcheck.problems import make_family
+from mamlcheck.theory.checks import Check
 
 CLAIM_KEYS = {"claim", "measured", "bound", "verdict"}
 
@@ -26,9 +28,17 @@ def bias_table():
 def _figures_and_claims(mod, table, tmp_path):
     paths = mod.plot(table, tmp_path)
     assert {p.suffix for p in paths} == {".png", ".svg"} and all(p.stat().st_size > 0 for p in paths)
-    rows = mod.claims(table)
-    assert rows and all(set(r) == CLAIM_KEYS for r in rows)
-    return rows
+    checks = mod.claims(table)
+    assert checks and all(isinstance(c, Check) for c in checks)
+    assert all(set(claim_cells(c)) == CLAIM_KEYS for c in checks)
+    return checks
+
+
+def _claim(checks, text: str) -> Check:
+    """The one claim whose statement contains ``text``."""
+    found = [c for c in checks if text in c.statement]
+    assert len(found) == 1, [c.statement for c in checks]
+    return found[0]
 
 
 def test_noise_floor_plateau_falls_with_batches_and_stays_below_floor(floor_table):
@@ -41,8 +51,42 @@ def test_noise_floor_plateau_falls_with_batches_and_stays_below_floor(floor_tabl
 
 
 def test_noise_floor_plot_and_claims(floor_table, tmp_path):
-    rows = _figures_and_claims(noise_floor, floor_table, tmp_path)
-    assert all(r["verdict"].startswith("holds") for r in rows if "≤ floor" in r["claim"])
+    checks = _figures_and_claims(noise_floor, floor_table, tmp_path)
+    assert all(c.verdict == "holds" for c in checks if "≤ floor" in c.statement)
+    assert all(claim_cells(c)["verdict"].startswith("holds (floor/plateau = ") for c in checks if "≤ floor" in c.statement)
+
+
+def _set_plateaus(table, B, values):
+    """The table with the per-seed plateaus of configuration ``B`` (joint sweep) replaced."""
+    t = table.copy()
+    rows = (t.kind == "plateau") & (t.B == B)
+    t.loc[rows, "grad_norm"] = np.resize(values, rows.sum())
+    return t
+
+
+def test_a_plateau_pushed_above_the_floor_makes_its_claim_violated(floor_table):
+    B = floor_table.B.max()
+    floor = floor_table[floor_table.B == B].floor.iloc[0]
+    checks = noise_floor.claims(_set_plateaus(floor_table, B, [2.0 * floor, 2.1 * floor]))
+    assert _claim(checks, f"at B={B},").verdict == "violated"
+    assert all(c.verdict == "holds" for c in checks if "≤ floor" in c.statement and f"at B={B}," not in c.statement)
+
+
+def test_a_plateau_whose_seed_interval_straddles_the_floor_is_inconclusive(floor_table):
+    B = floor_table.B.max()
+    floor = floor_table[floor_table.B == B].floor.iloc[0]
+    checks = noise_floor.claims(_set_plateaus(floor_table, B, [0.5 * floor, 1.5 * floor]))
+    assert _claim(checks, f"at B={B},").verdict == "inconclusive"
+
+
+def test_a_plateau_linear_in_S_violates_the_square_root_shape(floor_table):
+    S = floor_table.groupby("B").S.first()
+    linear, root = floor_table.copy(), floor_table.copy()
+    for (B, s), wobble in zip(S.items(), (1.0, 1.05, 0.97)):   # off the line, so the fit has an interval
+        linear = _set_plateaus(linear, B, 1e-3 * s * wobble)
+        root = _set_plateaus(root, B, 1e-3 * np.sqrt(s) * wobble)
+    assert _claim(noise_floor.claims(linear), "fitted exponent").verdict == "violated"
+    assert _claim(noise_floor.claims(root), "fitted exponent").verdict == "holds"
 
 
 def test_bias_below_bound_and_decreasing(bias_table):
@@ -52,8 +96,23 @@ def test_bias_below_bound_and_decreasing(bias_table):
 
 
 def test_bias_plot_and_claims(bias_table, tmp_path):
-    rows = _figures_and_claims(bias_din, bias_table, tmp_path)
-    assert any("slope" in r["claim"] for r in rows)
+    checks = _figures_and_claims(bias_din, bias_table, tmp_path)
+    assert any("slope" in c.statement for c in checks)
+    assert all(c.verdict == "holds" for c in checks)
+
+
+def test_a_bias_pushed_above_the_lemma_bound_makes_its_claim_violated(bias_table):
+    t = bias_table.copy()
+    t.loc[t.index[0], "bias"] = 2.0 * t.bound.iloc[0]
+    claim = _claim(bias_din.claims(t), "bias lemma")
+    assert claim.verdict == "violated" and "exceeded at 1 of" in claim.context["note"]
+
+
+def test_a_bias_falling_slower_than_the_bound_violates_its_rate(bias_table):
+    slow = bias_table.assign(bias=bias_table.bound * 1e-3 * bias_table.D_in ** 0.25)    # ∝ D_in^(−1/4)
+    assert _claim(bias_din.claims(slow), "slope of log bias").verdict == "violated"
+    root = bias_table.assign(bias=bias_table.bound * 1e-3)                               # ∝ D_in^(−1/2)
+    assert _claim(bias_din.claims(root), "slope of log bias").verdict == "holds"
 
 
 def test_loglog_slope_recovers_power():

@@ -2,16 +2,26 @@
 between its bounds, the benign T(ε) is far below (14) and grows far slower
 than 1/ε²."""
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.experiment_tables import tiny_table
 from mamlcheck.experiments import rate_benign, rate_hard_chain
 from mamlcheck.experiments.analysis import fit_line
 from mamlcheck.experiments.rate_hard_chain import eps_for_length
+from mamlcheck.experiments.run_all import claim_cells
 from mamlcheck.problems.hard_chain import HardChain
 from mamlcheck.theory import bounds
+from mamlcheck.theory.checks import Check
 
 KEYS = {"claim", "measured", "bound", "verdict"}
+
+
+def _claims(checks, text: str) -> list[Check]:
+    """The claims whose statement contains ``text`` (at least one)."""
+    found = [c for c in checks if text in c.statement]
+    assert found, [c.statement for c in checks]
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +46,60 @@ def test_hard_chain_measurement_between_bounds(chain_table):
 
 
 def test_stochastic_maml_retraces_exact_on_the_chain(chain_table):
-    rows = [r for r in rate_hard_chain.claims(chain_table) if r["claim"].startswith("stochastic MAML")]
-    assert rows and rows[0]["verdict"] == "equal"
+    [claim] = _claims(rate_hard_chain.claims(chain_table), "retraces exact MAML")
+    assert claim.verdict == "holds" and claim.measured == 0
+
+
+def test_stochastic_maml_off_exact_by_one_iteration_does_not_retrace(chain_table):
+    t = chain_table.copy()
+    t.loc[t.algorithm == "maml", "first_k"] += 1
+    [claim] = _claims(rate_hard_chain.claims(t), "retraces exact MAML")
+    assert claim.verdict == "violated"
+
+
+def test_a_run_pushed_above_14_or_below_the_lower_bound_violates_its_claim(chain_table):
+    above, below = chain_table.copy(), chain_table.copy()
+    above.loc[0, "first_k"] = int(above.upper[0]) + 1
+    below.loc[0, "lower"] = int(below.first_k[0]) + 1
+    for t in (above, below):
+        runs = _claims(rate_hard_chain.claims(t), "≤ measured ≤ (14)")
+        assert [c.verdict for c in runs] == ["violated", "holds", "holds"]
+
+
+def test_a_run_not_reached_is_violated_only_once_its_budget_exceeds_14(chain_table):
+    short, long = chain_table.copy(), chain_table.copy()
+    short.loc[0, "first_k"] = long.loc[0, "first_k"] = pd.NA
+    short.loc[0, "budget"] = int(short.upper[0]) - 1          # T(ε) > budget: (14) may still hold
+    long.loc[0, "budget"] = int(long.upper[0]) + 1            # T(ε) > budget > (14)
+    first = lambda t: _claims(rate_hard_chain.claims(t), "≤ measured ≤ (14)")[0]
+    assert first(short).verdict == "inconclusive" and first(long).verdict == "violated"
+    assert "not reached within" in first(short).context["note"]
+
+
+def test_a_constant_step_above_1_over_L_violates_its_certificate(chain_table):
+    t = chain_table.assign(beta_L_max=chain_table.beta_L_max.where(chain_table.index > 0, 1.2))
+    [claim] = _claims(rate_hard_chain.claims(t), "constant β ≤ 1/L(w_k)")
+    assert claim.verdict == "violated"
+
+
+def _chain_series(k_of_eps) -> pd.DataFrame:
+    """Five reached runs of one series with ``first_k = k_of_eps(ε)``."""
+    eps = np.geomspace(1e-2, 1e-3, 5)
+    return pd.DataFrame({"eps": eps, "first_k": k_of_eps(eps), "T": np.arange(1, 6) * 10})
+
+
+def test_a_slope_of_minus_one_does_not_match_the_rate_and_minus_two_does():
+    wobble = np.array([1.0, 1.03, 0.98, 1.02, 0.99])              # off the line, so the fit has an interval
+    steep = rate_hard_chain.slope_check(_chain_series(lambda e: 1e-2 * e ** -2.0 * wobble), "s")
+    flat = rate_hard_chain.slope_check(_chain_series(lambda e: 1e1 * e ** -1.0 * wobble), "s")
+    assert steep.verdict == "holds"
+    assert flat.verdict == "violated" and flat.context["note"].startswith("shallower than −2")
+
+
+def test_local_slopes_that_flatten_do_not_steepen_toward_minus_two():
+    toward = rate_hard_chain.steepening_check(_chain_series(lambda e: 1 / e + 1e-2 / e ** 2), "s")
+    away = rate_hard_chain.steepening_check(_chain_series(lambda e: 1e-2 / e ** 2 + 1e-3 / e ** 3), "s")
+    assert toward.verdict == "holds" and away.verdict == "violated"
 
 
 @pytest.mark.parametrize("T", [1, 2, 7, 40])
@@ -73,6 +135,24 @@ def test_plot_and_claims(module, fixture, request, tmp_path):
     paths = module.plot(table, tmp_path)
     assert {p.suffix for p in paths} == {".png", ".svg"}
     assert all(p.exists() and p.stat().st_size > 0 for p in paths)
-    rows = module.claims(table)
-    assert rows and all(set(r) == KEYS for r in rows)
-    assert not any(r["verdict"] in ("violated", "differs") for r in rows)
+    checks = module.claims(table)
+    assert checks and all(isinstance(c, Check) and set(claim_cells(c)) == KEYS for c in checks)
+    assert not any(c.verdict == "violated" for c in checks)
+
+
+def test_14_pushed_below_the_measurement_at_one_eps_violates_the_benign_claim(benign_table):
+    t = benign_table.copy()
+    at = (t.kind == "seed average") & (t.family == "cosine-quadratic") & (t.eps == t.eps.min())
+    t.loc[at, "upper"] = 0.5 * t.loc[at, "first_k"].astype(float)
+    [claim] = _claims(rate_benign.claims(t), "cosine-quadratic: measured ≤ (14)")
+    assert claim.verdict == "violated"
+
+
+def test_an_eps_not_reached_is_violated_only_once_the_budget_exceeds_14(benign_table):
+    t = benign_table.copy()
+    at = (t.kind == "seed average") & (t.family == "cosine-quadratic") & (t.eps == t.eps.min())
+    t.loc[at, "first_k"] = pd.NA
+    text = "cosine-quadratic: measured ≤ (14)"
+    assert _claims(rate_benign.claims(t), text)[0].verdict == "inconclusive"      # budget ≪ (14)
+    t.loc[at, "upper"] = 0.5 * t.loc[at, "budget"]
+    assert _claims(rate_benign.claims(t), text)[0].verdict == "violated"

@@ -1,0 +1,157 @@
+"""The one ``Check`` shape: each kind's verdict at the edges of its interval, and
+how the report prints a check (verdict word, then the experiment's note)."""
+import math
+
+import numpy as np
+import pytest
+
+from mamlcheck.experiments.run_all import claim_cells, claims_markdown
+from mamlcheck.theory.checks import (CHECK_KINDS, KINDS, REPORTED, Check, match_verdict, slack, verdict,
+                                     within_verdict)
+
+
+def _check(kind="upper", measured=1.0, bound=2.0, **kw):
+    return Check("x ≤ b", "(0)", measured, bound, kind, **kw)
+
+
+# --- upper and lower ------------------------------------------------------------
+def test_an_upper_check_whose_interval_lies_below_the_bound_holds():
+    assert _check(lo=0.5, hi=2.0).verdict == "holds"
+
+
+def test_an_upper_check_with_lo_at_most_the_bound_below_hi_is_inconclusive():
+    assert _check(measured=1.9, lo=1.5, hi=2.5).verdict == "inconclusive"
+    assert _check(measured=2.0, lo=2.0, hi=2.5).verdict == "inconclusive"     # lo = bound < hi
+
+
+def test_an_upper_check_whose_whole_interval_exceeds_the_bound_is_violated():
+    assert _check(measured=3.0, lo=2.5, hi=3.5).verdict == "violated"
+    assert _check(measured=3.0).verdict == "violated"                         # exact value
+
+
+def test_a_lower_check_holds_above_its_bound_and_is_violated_below_it():
+    assert _check("lower", measured=3.0, lo=2.5, hi=3.5).verdict == "holds"
+    assert _check("lower", measured=1.0, lo=0.5, hi=1.5).verdict == "violated"
+    assert _check("lower", measured=2.0, lo=1.5, hi=2.5).verdict == "inconclusive"
+
+
+def test_the_tolerance_absorbs_rounding_on_either_side():
+    assert _check(measured=2.0 + 1e-9, tol=1e-8).verdict == "holds"
+    assert _check("lower", measured=2.0 - 1e-9, tol=1e-8).verdict == "holds"
+    assert _check(measured=2.0 + 1e-7, tol=1e-8).verdict == "violated"
+
+
+def test_a_nan_end_makes_any_inequality_inconclusive():
+    assert _check(measured=math.nan).verdict == "inconclusive"
+    assert _check("lower", bound=math.nan).verdict == "inconclusive"
+
+
+def test_upper_and_lower_keep_their_slack():
+    assert _check(measured=1.0, hi=1.0).slack == pytest.approx(2.0)
+    assert _check("lower", measured=4.0).slack == pytest.approx(2.0)
+
+
+# --- match ------------------------------------------------------------------------
+def test_a_match_holds_when_its_interval_contains_the_bound():
+    assert _check("match", measured=0.48, bound=0.5, lo=0.45, hi=0.51).verdict == "holds"
+
+
+def test_a_match_whose_interval_excludes_the_bound_is_violated():
+    assert _check("match", measured=0.67, bound=0.5, lo=0.63, hi=0.71).verdict == "violated"
+    assert _check("match", measured=0.0, bound=0.5, lo=-0.01, hi=0.01).verdict == "violated"
+
+
+def test_a_match_without_an_interval_is_inconclusive():
+    assert _check("match", measured=0.5, bound=0.5, lo=math.nan, hi=math.nan).verdict == "inconclusive"
+    assert _check("match", measured=0.5, bound=0.5, lo=-math.inf, hi=math.inf).verdict == "inconclusive"
+
+
+def test_an_exact_match_holds_only_within_its_tolerance():
+    assert _check("match", measured=0.5, bound=0.5).verdict == "holds"
+    assert _check("match", measured=0.51, bound=0.5).verdict == "violated"
+    assert _check("match", measured=0.51, bound=0.5, tol=0.02).verdict == "holds"
+
+
+def test_match_verdict_is_elementwise():
+    out = match_verdict([0.4, 0.6, np.nan], [0.6, 0.7, 1.0], 0.5)
+    assert list(out) == ["holds", "violated", "inconclusive"]
+
+
+# --- within -----------------------------------------------------------------------
+def test_a_within_check_holds_between_its_two_bounds():
+    assert _check("within", measured=5, bound=10.0, bound_lo=1.0).verdict == "holds"
+
+
+def test_a_within_check_is_violated_on_either_side():
+    assert _check("within", measured=11, bound=10.0, bound_lo=1.0).verdict == "violated"
+    assert _check("within", measured=0, bound=10.0, bound_lo=1.0).verdict == "violated"
+
+
+def test_a_within_check_straddling_an_end_is_inconclusive():
+    c = _check("within", measured=math.nan, bound=10.0, bound_lo=1.0, lo=8.0, hi=math.inf)
+    assert c.verdict == "inconclusive"                       # not reached within a budget below the bound
+    assert _check("within", measured=math.nan, bound=10.0, bound_lo=1.0, lo=12.0, hi=math.inf).verdict == "violated"
+
+
+def test_a_within_check_has_the_smaller_room_of_its_two_sides():
+    assert _check("within", measured=4.0, bound=10.0, bound_lo=1.0).slack == pytest.approx(2.5)
+    assert within_verdict(4.0, 4.0, 1.0, 10.0) == "holds"
+
+
+def test_bound_lo_belongs_to_within_checks_only():
+    with pytest.raises(ValueError):
+        _check("within")
+    with pytest.raises(ValueError):
+        _check("upper", bound_lo=0.0)
+    with pytest.raises(ValueError):
+        _check("within", bound=1.0, bound_lo=2.0)
+
+
+# --- report -------------------------------------------------------------------------
+def test_a_report_has_no_verdict_only_measured():
+    c = _check("report", measured=0.7, bound=768)
+    assert c.verdict == REPORTED == "measured" and not c.holds
+    assert _check("report", measured=math.nan, bound=math.nan).verdict == "measured"
+
+
+def test_match_and_report_checks_have_no_slack_nor_term_slack():
+    for kind in ("match", "report"):
+        c = _check(kind, parts=(("a", 1.0, 2.0),))
+        assert math.isnan(c.slack) and c.term_slack() == []
+
+
+# --- the kinds ------------------------------------------------------------------------
+def test_an_unknown_kind_is_rejected():
+    with pytest.raises(ValueError):
+        _check("roughly")
+
+
+def test_the_vectorised_functions_keep_their_two_kinds():
+    assert KINDS == ("upper", "lower") and set(KINDS) < set(CHECK_KINDS)
+    for fn in (lambda k: verdict(1.0, 1.0, 2.0, k), lambda k: slack(1.0, 2.0, k)):
+        with pytest.raises(ValueError):
+            fn("match")
+
+
+def test_a_row_carries_bound_lo_only_for_a_within_check():
+    assert "bound_lo" not in _check().row()
+    row = _check("within", measured=5, bound=10.0, bound_lo=1.0, context={"note": "n"}).row()
+    assert row["bound_lo"] == 1.0 and row["verdict"] == "holds" and row["note"] == "n"
+
+
+# --- how the report prints a check -------------------------------------------------------
+def test_the_verdict_cell_is_the_verdict_word_then_the_note():
+    c = _check(measured=3.0, context={"note": "floor/plateau = 1"})
+    assert claim_cells(c) == {"claim": "x ≤ b", "measured": "3", "bound": "2", "verdict": "violated (floor/plateau = 1)"}
+    assert claim_cells(_check())["verdict"] == "holds"
+
+
+def test_printed_texts_replace_the_numbers_where_given():
+    c = _check("lower", measured=3.0, bound=1.0, context={"measured_text": "3 – 9", "bound_text": "≥ 1"})
+    assert claim_cells(c)["measured"] == "3 – 9" and claim_cells(c)["bound"] == "≥ 1"
+
+
+def test_claims_markdown_prints_one_row_per_check(tmp_path):
+    md = claims_markdown("T", [], [_check(), _check("report", measured=0.5)], tmp_path)
+    rows = [line for line in md.splitlines() if line.startswith("| x")]
+    assert rows == ["| x ≤ b | 1 | 2 | holds |", "| x ≤ b | 0.5 | 2 | measured |"]
