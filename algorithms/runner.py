@@ -12,6 +12,7 @@ flagged ``interrupted``.  Steps go through the families' fast paths
 """
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from dataclasses import dataclass, field
@@ -54,7 +55,20 @@ class RunResult:
     interrupted: bool
     hyper: Hyper
     config: dict = field(default_factory=dict)
-    Delta: float = float("nan")
+    start: tuple | None = field(default=None, repr=False)      # (family, w_0): for Delta, on demand
+
+    @functools.cached_property
+    def Delta(self) -> float:
+        """``E F(w_0) − inf_f_lower()``: the certified ``Δ`` of A1 (NaN if the family
+        certifies no lower bound); computed on first use (a family's ``inf_f_lower``
+        may be costly)."""
+        if self.start is None:
+            return float("nan")
+        family, w0 = self.start
+        try:
+            return float(F(family, w0, self.hyper.alpha).mean()) - float(family.inf_f_lower())
+        except NotImplementedError:
+            return float("nan")
 
 
 class _Progress:
@@ -163,16 +177,7 @@ def run(family: TaskFamily, hyper: Hyper, eps: Sequence[float], *, seeds: int | 
         mean_table=_mean_table(eps, mean_first, alive, config),
         trace=_trace_table(family, hyper.alpha, streams.seeds, trace_rows, diverged_at) if trace_stride else None,
         mean_grad_norm=np.asarray(mean_curve), w=w, iterations=k, interrupted=interrupted,
-        hyper=hyper, config=config, Delta=_delta(family, w_start, hyper.alpha))
-
-
-def _delta(family: TaskFamily, w0: np.ndarray, alpha: float) -> float:
-    """``Δ ≤ E F(w_0) − inf_f_lower()`` (A1): the certified bound on ``F(w_0) − inf F``
-    averaged over the seeds' starts (NaN if the family certifies no lower bound)."""
-    try:
-        return float(F(family, w0, alpha).mean()) - float(family.inf_f_lower())
-    except NotImplementedError:
-        return float("nan")
+        hyper=hyper, config=config, start=(family, w_start))
 
 
 def _with_config(df: pd.DataFrame, config: dict) -> pd.DataFrame:
