@@ -227,7 +227,8 @@ def rate_check(label: str, g: pd.DataFrame) -> Check:
     points' 95% intervals, up to ``RATE_TOL``; the note names the rate found."""
     sl = _slopes(g)
     lo, hi = sl.lo.min(), sl.hi.max()
-    return Check(f"slope of log bias against log D_in, {label} (median over {len(sl)} points)",
+    return Check(f"slope of log bias against log D_in ≤ −1/2 (the bias falls at least as fast as the lemma's "
+                 f"1/√D_in), {label} (median over {len(sl)} points)",
                  "THEORY.md §3–§4, bias lemma", float(sl.slope.median()), -0.5, "upper", lo=lo, hi=hi,
                  tol=RATE_TOL, context={"group": label,
                                         "note": f"95% CI over points [{lo:.3f}, {hi:.3f}]: {_rate_verdict(lo, hi)}"})
