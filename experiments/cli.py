@@ -1,4 +1,4 @@
-"""``mamlcheck COMMAND ...`` (or ``python -m mamlcheck``): the suite's command line.
+"""mamlcheck: the convergence theory of MAML, made runnable (also ``python -m mamlcheck``).
 
 Each command lives in its own module exposing ``configure(parser)`` and
 ``main(args) -> int``; this file only wires them.  Bad input exits with status
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # command -> (module, one-line help)
@@ -54,6 +55,9 @@ def main(argv=None) -> int:
     except ValueError as e:              # invalid parameters: a clear message, status 2
         print(f"mamlcheck {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:              # the reader went away (e.g. `| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (OSError, OverflowError, MemoryError) as e:   # unwritable path, absurd sizes
         print(f"mamlcheck {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
