@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import ticker
 
+from mamlcheck.algorithms.estimators import ALGORITHMS
 from mamlcheck.algorithms.hyper import Hyper
 from mamlcheck.algorithms.objective import F
 from mamlcheck.algorithms.runner import run
@@ -91,7 +92,7 @@ def cells(scale: str) -> list[dict]:
         for T in _SCALES[scale][key]:
             out.append({"T": int(T), "algorithm": algorithm, "rule": rule, "Delta": DELTA, "L": L_CHAIN,
                         "alpha_L": ALPHA_L, "beta_L": BETA_L if rule == "constant" else None,
-                        "B": B_TASKS if algorithm == "maml" else 1, "seeds": 2 if algorithm == "maml" else 1})
+                        **({"B": 1, "seeds": 1} if ALGORITHMS[algorithm].exact else {"B": B_TASKS, "seeds": 2})})
     return out
 
 

@@ -19,13 +19,14 @@ from typing import Sequence
 import numpy as np
 from scipy.optimize import minimize
 
+from mamlcheck.algorithms.estimators import ALGORITHMS
 from mamlcheck import literature as lit
 from mamlcheck.algorithms.hyper import Hyper
 from mamlcheck.algorithms.objective import F, grad_F
 from mamlcheck.problems import FAMILIES, make_family
 from mamlcheck.problems.base import Constants, TaskFamily
 from mamlcheck.theory import bounds
-from mamlcheck.theory.conditions import broken as broken_names
+from mamlcheck.theory.conditions import THEOREM_B_MIN, broken as broken_names
 from mamlcheck.theory.conditions import check_conditions
 
 __all__ = [
@@ -277,7 +278,7 @@ def draw_hyper(src: Source, constants, algorithm: str = "maml", broken: str | No
         if broken is not None:
             lo = min(amax, _alpha_threshold(broken, algorithm, v) * (1 + 1e-6))
         alpha = amax if src.flag(0.2) else lo + (amax - lo) * src.real(1e-3, 1.0)
-    b_min = lit.B_MIN if algorithm == "maml" else 1
+    b_min = THEOREM_B_MIN.get(algorithm, 1)
     B = src.integer(1, lit.B_MIN - 1) if broken == "B_min" else src.integer(b_min, 3 * lit.B_MIN)
     D_in, D_o = src.integer(1, 6), src.integer(1, 6)
 
@@ -290,7 +291,7 @@ def draw_hyper(src: Source, constants, algorithm: str = "maml", broken: str | No
 
     D_h = at_least("D_h_min", bounds.D_h_min(algorithm=algorithm, alpha=alpha, sigma_H=v["sigma_H"]) if algorithm in lit.D_H_FACTOR else 1)
     extra = {}
-    if algorithm != "exact":
+    if not ALGORITHMS[algorithm].exact:
         for name, need in (("B_prime", bounds.B_prime_min(rho=v["rho"], alpha=alpha, sigma=v["sigma"], L=v["L"])),
                            ("D_beta", bounds.D_beta_min(rho=v["rho"], alpha=alpha, sigma_tilde=v["sigma_tilde"], L=v["L"]))):
             if broken == f"{name}_min" or src.flag(0.5):

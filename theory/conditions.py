@@ -51,11 +51,24 @@ def _values(constants) -> dict[str, float]:
     return {n: check_positive(n, v[n], allow_zero=n != "L") for n in Constants.NAMES}
 
 
+# What differs between the theorems' statements, as data (THEORY.md §4, §5, §6):
+#: whether the range of α excludes 0 (MAML §4 and FO-MAML §5 state α ∈ (0, c/L])
+_ALPHA_OPEN_AT_ZERO = {"maml": True, "fomaml": True, "hfmaml": False, "exact": False}
+#: what the adaptive step divides by
+_L_TILDE = ("L̃(w_k)", "L̃ the estimate of the step-size lemma")
+_STEP_ESTIMATE = {"exact": ("L(w_k)", "L(w_k) exact or estimated"), "maml": _L_TILDE, "fomaml": _L_TILDE,
+                  "hfmaml": _L_TILDE}
+#: the noise level of the floor and whether D_h is used
+_NOISE_LEVEL_TEXT = {"fomaml": ("S′", "; D_h is not used"), "hfmaml": ("S", ""), "maml": ("S", ""), "exact": ("S", "")}
+#: the least number of tasks per step a theorem requires (MAML §4: B ≥ 20)
+THEOREM_B_MIN = {"maml": lit.B_MIN}
+
+
 def _alpha_conditions(alg: str, alpha: float, L: float, theorem: str) -> list[Condition]:
     """The theorem's range of ``α`` and the smoothness lemma's ``α ≤ 1/L``."""
     c = lit.ALPHA_MAX_LD.get(alg, lit.ALPHA_MAX_LD["maml"])
     alpha_max = c / L
-    open_at_zero = alg in ("maml", "fomaml")
+    open_at_zero = _ALPHA_OPEN_AT_ZERO[alg]
     within = alpha <= alpha_max * (1 + _REL) and (alpha > 0 or not open_at_zero)
     limit = f"1/({1 / c:g}L)"
     statement = f"inner step α ∈ (0, {limit}]" if open_at_zero else f"inner step α ≤ {limit}"
@@ -72,8 +85,8 @@ def _alpha_conditions(alg: str, alpha: float, L: float, theorem: str) -> list[Co
 def _step_condition(alg: str, v: dict, hyper, theorem: str) -> list[Condition]:
     c = lit.STEP_C.get(alg, lit.STEP_C["maml"])
     given = f"constant β = {hyper.beta:g}" if hyper.step == "constant" else f"adaptive, c = {hyper.c:g}"
-    rule = (f"β_k = 1/({c:g}·L(w_k)), L(w_k) exact or estimated" if alg == "exact"
-            else f"β_k = 1/({c:g}·L̃(w_k)), L̃ the estimate of the step-size lemma")
+    symbol, note = _STEP_ESTIMATE[alg]
+    rule = f"β_k = 1/({c:g}·{symbol}), {note}"
     return [Condition("step_rule", f"{rule} (THEORY.md §3); a constant β or another c is outside",
                       f"adaptive, c = {c:g}", given, hyper.step == "adaptive" and hyper.c == c, theorem)]
 
@@ -101,7 +114,7 @@ def _D_h_condition(alg: str, v: dict, hyper, theorem: str) -> list[Condition]:
 def _no_batch_condition(alg: str, v: dict, hyper, theorem: str) -> list[Condition]:
     """Informational row: THEORY.md states no batch-size condition for this theorem."""
     section = _SECTION[alg]
-    S, unused = ("S′", "; D_h is not used") if alg == "fomaml" else ("S", "")
+    S, unused = _NOISE_LEVEL_TEXT[alg]
     return [Condition("batch_sizes",
                      f"THEORY.md {section} states no condition on B, D_in, D_o (they enter only the "
                      f"noise level {S} of the floor) and none is imposed here{unused}",
