@@ -12,6 +12,8 @@ flagged ``interrupted``.  Steps go through the families' fast paths
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import sys
 import time
@@ -28,7 +30,21 @@ from .engine import DIVERGENCE_BOUND, trajectory
 from .objective import F
 from .streams import SeedStreams
 
-__all__ = ["run", "RunResult"]
+__all__ = ["run", "RunResult", "interrupts_propagate"]
+
+_PROPAGATE: contextvars.ContextVar[bool] = contextvars.ContextVar("mamlcheck_interrupts_propagate", default=False)
+
+
+@contextlib.contextmanager
+def interrupts_propagate():
+    """Within this block ``run`` lets Ctrl-C propagate instead of returning the
+    part computed so far: code that stores results as finished (a sweep's
+    cells) must never see a partial run."""
+    token = _PROPAGATE.set(True)
+    try:
+        yield
+    finally:
+        _PROPAGATE.reset(token)
 
 
 @dataclass
@@ -164,6 +180,8 @@ def run(family: TaskFamily, hyper: Hyper, eps: Sequence[float], *, seeds: int | 
             if progress:
                 bar.update(k, int(np.sum(first[alive, -1] >= 0)), R, mean_gn)
     except KeyboardInterrupt:
+        if _PROPAGATE.get():            # a sweep's cell: an interrupted run is no result
+            raise
         interrupted = True
     steps.close()
     if st is None:                      # interrupted before w_0 was evaluated: nothing to return
