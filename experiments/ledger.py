@@ -39,6 +39,7 @@ and a step that fails names the broken assumption or theorem condition
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -60,6 +61,19 @@ from mamlcheck.theory.proof import (NAMES, ROUND_TOL, STATEMENTS, STEPS, VIOLATE
 
 __all__ = ["STEPS", "STATEMENTS", "VIOLATED_MARK", "ROUND_TOL", "Ledger", "evaluate",
            "assumption_conditions", "fmt", "summary_cells", "text_table", "format_summary"]
+
+def _enc(x) -> str:
+    """A value as tagged JSON text (the tag keeps CSV readers from taking ``null`` or a number for NaN/float)."""
+    return "json:" + json.dumps(x)
+
+
+def _dec(text: str):
+    return json.loads(text[len("json:"):])
+
+
+_ROW_COLUMNS = ("step", "name", "statement", "k", "seed", "left", "right", "left_lo", "left_hi", "measured",
+                "bound", "verdict", "slack", "trajectory_left", "holds", "cause")
+
 
 @dataclass
 class Ledger:
@@ -95,6 +109,42 @@ class Ledger:
     @property
     def all_held(self) -> bool:
         return bool(self.rows.holds.all())
+
+    # --- one tidy table (a sweep cell, results/proof_ledger.csv) and back -------------
+    def to_table(self) -> pd.DataFrame:
+        """The ledger as one table: its ``rows`` first, then the trajectory, the
+        constants, the conditions and the configuration, each tagged in the
+        column ``part`` (conditions' required/given and the configuration's
+        values as JSON, so every type survives a CSV round trip)."""
+        conds = pd.DataFrame([{"name": c.name, "statement": c.statement, "required": _enc(c.required),
+                               "given": _enc(c.given), "holds": bool(c.holds), "theorem": c.theorem}
+                              for c in self.conditions])
+        config = pd.DataFrame({"key": list(self.config), "value": [_enc(v) for v in self.config.values()]})
+        parts = [("rows", self.rows), ("trajectory", self.trajectory), ("constants", self.constants),
+                 ("conditions", conds), ("config", config)]
+        return pd.concat([df.assign(part=name) for name, df in parts], ignore_index=True)
+
+    @classmethod
+    def from_table(cls, table: pd.DataFrame) -> "Ledger":
+        """Inverse of ``to_table`` (also for a table read back from CSV)."""
+        def part(name, text=()):
+            df = table[table.part == name].dropna(axis=1, how="all").drop(columns="part").reset_index(drop=True)
+            for col in text:
+                df[col] = df[col].fillna("").astype(str) if col in df else ""
+            return df
+        rows = part("rows", ("cause",))
+        rows["seed"] = pd.array(rows["seed"], dtype="Int64") if "seed" in rows else pd.array([pd.NA] * len(rows), dtype="Int64")
+        for col in ("k",):
+            rows[col] = rows[col].astype(int)
+        rows["holds"] = rows["holds"].astype(bool)
+        traj = part("trajectory")
+        traj["k"] = traj["k"].astype(int)
+        traj["above_threshold"] = traj["above_threshold"].astype(bool)
+        conditions = [Condition(r.name, r.statement, _dec(r.required), _dec(r.given), bool(r.holds),
+                                r.theorem) for r in part("conditions").itertuples()]
+        config = {r.key: _dec(r.value) for r in part("config").itertuples()}
+        return cls(rows[[c for c in _ROW_COLUMNS if c in rows]], _summary(rows, broken(conditions)), conditions,
+                   traj, part("constants"), config)
 
 
 # --- small statistics helpers ----------------------------------------------------
@@ -309,6 +359,7 @@ def evaluate(family: TaskFamily, hyper: Hyper, *, eps: float, seeds=8, budget: i
 
     rows = pd.concat(frames, ignore_index=True)
     rows.insert(1, "name", rows.step.map(NAMES))
+    rows = rows[[c for c in _ROW_COLUMNS if c in rows]]
     rows.insert(2, "statement", rows.step.map(STATEMENTS))
     params = {k_: v_ for k_, v_ in family.describe().items() if k_ != "family"}
     config = {"family": family.name, "family_params": params, **hyper.as_dict(), "eps": eps, "seeds": R,

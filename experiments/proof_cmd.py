@@ -19,7 +19,6 @@ negative control the ledger must catch.
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -34,9 +33,9 @@ from mamlcheck.experiments import ledger
 from mamlcheck import literature as lit
 
 from . import style
-from .proof_walkthrough import _md_table, report_text, walkthrough
+from .proof_walkthrough import report_text, walkthrough
 
-__all__ = ["PROOF_DEFAULTS", "SIZES", "Spec", "configure", "main", "plot", "walkthrough", "reproduce"]
+__all__ = ["PROOF_DEFAULTS", "SIZES", "Spec", "configure", "main", "plot", "walkthrough"]
 
 # Family parameters, start and target of the default proof run (see module docstring).
 PROOF_DEFAULTS = {
@@ -300,25 +299,3 @@ def plot(led: ledger.Ledger, outdir: Path) -> list[Path]:
     fig.suptitle(f"proof ledger: {c['family']}, {c['algorithm']}, ε = {ledger.fmt(c['eps'])}, "
                  f"{c['seeds']} seeds", fontsize=11)
     return style.save(fig, outdir, FIGURE)
-
-
-# --- run-all ----------------------------------------------------------------------------------------
-def reproduce(scale: str = "default", results: Path = Path("results"), figures: Path = Path("figures")) -> str:
-    """Run the default proof at ``scale``'s sizes; write the walkthrough and figure
-    into ``figures`` and the detailed table into ``results``; return the report section."""
-    if scale not in SIZES:
-        raise ValueError(f"scale must be one of {tuple(SIZES)}, got {scale!r}")
-    spec = default_spec(scale=scale)
-    led = spec.run()
-    write(led, spec, Path(figures), Path(results))
-    csv = os.path.relpath(Path(results) / "proof_ledger.csv", Path(figures))
-    rows = [(r[0], r[1], r[2], r[6], r[7], r[9]) for r in ledger.summary_cells(led.summary)]
-    return "\n".join([
-        "## The proof, step by step (proof ledger)", "",
-        f"Every inequality of the proof of (14) on one run ({led.config['family']}, {led.config['algorithm']}, "
-        f"ε = {ledger.fmt(led.config['eps'])}, {led.config['seeds']} seeds; conditions "
-        f"{'all hold' if not led.broken else 'broken: ' + ', '.join(led.broken)}). "
-        f"Walkthrough: [{WALKTHROUGH}]({WALKTHROUGH}); rows: [proof_ledger.csv]({csv}).", "",
-        f"![proof ledger]({FIGURE}.png)", "",
-        _md_table(("step", "inequality", "rows", "fraction held", "worst slack", "cause"), rows), "",
-    ])

@@ -4,13 +4,15 @@
 tidy table to ``results/NAME.csv``, draws its figures into ``figures/`` from
 that table alone, and writes ``figures/REPORT.md``: one row per claim with
 the measured value, the bound and the verdict, linking the figure.  The proof
-walkthrough and the slack table are produced too when their modules exist.
+ledger and the slack report are registered experiments like the others.
+Only a default-scale run of every experiment writes ``figures/``; any other
+run writes its report to ``RESULTS/report-SCALE[-only]/`` unless ``--figures``
+names a folder.  One ``run-all`` at a time per results folder (a lock).
 """
 from __future__ import annotations
 
-import importlib
 import os
-import re
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import pandas as pd
 
 from mamlcheck.theory.checks import Check
 
-from .cells import SCALES, collect, run_cells
+from .cells import MAX_WORKERS, SCALES, collect, results_lock, run_cells
 from .registry import experiments, get
 
 REPORT_HEAD = """# Report: the convergence theory of MAML, measured
@@ -36,10 +38,14 @@ cost of a step in the MAML-variants section, which measures the machine.
 def configure_run_all(p) -> None:
     p.add_argument("--scale", default="default", choices=SCALES[1:], help="sweep size")
     p.add_argument("--results", default="results", help="folder for tables and cell cache")
-    p.add_argument("--figures", default="figures", help="folder for figures and REPORT.md")
+    p.add_argument("--figures", default=None,
+                   help="folder for figures and REPORT.md (default: figures/ for a default-scale run of every "
+                        "experiment, else RESULTS/report-SCALE[-only]/)")
     p.add_argument("--force", action="store_true", help="recompute cached cells")
-    p.add_argument("--workers", type=int, default=2, help="processes for the cells")
+    p.add_argument("--workers", type=int, default=2, help=f"processes for the cells, 1..{MAX_WORKERS}")
     p.add_argument("--only", nargs="+", default=None, help="experiment names to run")
+    p.add_argument("--cluster", default=None, metavar="ADDRESS",
+                   help="run the cells on a Dask cluster: a scheduler address, or 'local' for a LocalCluster")
 
 
 def configure_plot(p) -> None:
@@ -90,67 +96,81 @@ def claims_markdown(title: str, figures: list[Path], checks: list[Check], report
     return "\n".join(out)
 
 
-def run_experiment(mod, scale: str, results: Path, figures: Path, *, force=False, workers=2, progress=True):
-    """Cells → table → figures → claims for one experiment."""
-    counts = run_cells(mod, scale, results, force=force, workers=workers, progress=progress)
+def report_section(mod, table: pd.DataFrame, figs: list[Path], figures: Path, results: Path) -> str:
+    """The experiment's own section if it has one (``section``), else its claims table."""
+    if hasattr(mod, "section"):
+        return mod.section(table, figs, figures, results)
+    return claims_markdown(mod.TITLE, figs, mod.claims(table), figures)
+
+
+def run_experiment(mod, scale: str, results: Path, figures: Path, *, force=False, workers=2, progress=True,
+                   backend=None):
+    """Cells → table → figures → report section for one experiment."""
+    counts = run_cells(mod, scale, results, force=force, workers=workers, progress=progress, backend=backend)
     table = collect(mod, scale, results)
     results.mkdir(parents=True, exist_ok=True)
-    table.to_csv(results / f"{mod.NAME}.csv", index=False)
+    tmp = results / f".{mod.NAME}.csv.tmp"
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, results / f"{mod.NAME}.csv")
     figs = mod.plot(table, figures)
-    return counts, figs, mod.claims(table)
+    return counts, figs, report_section(mod, table, figs, figures, results)
 
 
-def _links_present(section: str, figures: Path) -> bool:
-    """Every local file a report section links to exists under ``figures``."""
-    links = re.findall(r"\]\(([^)#]+)\)", section)
-    return all((figures / link).exists() for link in links if "://" not in link)
-
-
-def _extras(scale: str, results: Path, figures: Path, force: bool = False) -> list[str]:
-    """Sections produced by the proof ledger and the slack report, when present.
-    Each section is stored in ``results/extras``; a rerun reuses it while the
-    files it links to exist (``force`` recomputes)."""
-    sections = []
-    for module in ("mamlcheck.experiments.proof_cmd", "mamlcheck.experiments.slack"):
+def _check_args(args) -> tuple[list, Path, Path]:
+    """Every option checked before any work: the experiments, ``--workers``, the
+    output folders (created and writable).  Returns (modules, results, figures)."""
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise ValueError(f"--workers must be an integer in [1, {MAX_WORKERS}], got {args.workers}")
+    if args.workers > (os.cpu_count() or 1):
+        print(f"warning: --workers {args.workers} is more than the {os.cpu_count()} cores", file=sys.stderr)
+    if args.only:
+        dup = sorted({n for n in args.only if args.only.count(n) > 1})
+        if dup:
+            raise ValueError(f"--only names {', '.join(dup)} more than once")
+        mods = [get(n) for n in args.only]
+    else:
+        mods = experiments()
+    results = Path(args.results)
+    if args.figures is not None:
+        figures = Path(args.figures)
+    elif args.scale == "default" and not args.only:
+        figures = Path("figures")                 # the committed report: a complete default-scale run only
+    else:
+        figures = results / (f"report-{args.scale}" + ("-only" if args.only else ""))
+    for flag, folder in (("--results", results), ("--figures", figures)):
         try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name != module:
-                raise
-            continue
-        reproduce = getattr(mod, "reproduce", None)
-        if reproduce is None:
-            continue
-        cache = results / "extras" / f"{module.rsplit('.', 1)[-1]}-{scale}.md"
-        if not force and cache.exists() and _links_present(cache.read_text(), figures):
-            sections.append(cache.read_text())
-            print(f"{module.rsplit('.', 1)[-1]}: cached")
-            continue
-        section = reproduce(scale=scale, results=results, figures=figures)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_text(section)
-        os.replace(tmp, cache)
-        sections.append(section)
-    return sections
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"{flag} {folder} cannot be created: {e.strerror}") from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ValueError(f"{flag} {folder} is not a writable folder")
+    return mods, results, figures
 
 
 def main_run_all(args) -> int:
-    results, figures = Path(args.results), Path(args.figures)
-    mods = experiments() if not args.only else [get(n) for n in args.only]
-    sections = [REPORT_HEAD.format(scale=args.scale)]
-    t0 = time.monotonic()
-    for mod in mods:
-        t = time.monotonic()
-        counts, figs, checks = run_experiment(mod, args.scale, results, figures, force=args.force,
-                                              workers=args.workers)
-        print(f"{mod.NAME}: {counts['computed']} cells computed, {counts['cached']} cached, "
-              f"{time.monotonic() - t:.1f}s")
-        sections.append(claims_markdown(mod.TITLE, figs, checks, figures))
-    if not args.only:
-        sections.extend(_extras(args.scale, results, figures, force=args.force))
-    figures.mkdir(parents=True, exist_ok=True)
-    (figures / "REPORT.md").write_text("\n".join(sections))
+    mods, results, figures = _check_args(args)
+    backend = None
+    if args.cluster is not None:
+        from .cluster import DaskBackend
+        backend = DaskBackend(args.cluster)
+    with results_lock(results):
+        sections = [REPORT_HEAD.format(scale=args.scale)]
+        t0 = time.monotonic()
+        try:
+            for mod in mods:
+                t = time.monotonic()
+                counts, figs, section = run_experiment(mod, args.scale, results, figures, force=args.force,
+                                                       workers=args.workers, backend=backend)
+                print(f"{mod.NAME}: {counts['computed']} cells computed, {counts['cached']} cached"
+                      + (f" ({counts['damaged']} damaged, recomputed)" if counts["damaged"] else "")
+                      + f", {time.monotonic() - t:.1f}s", flush=True)
+                sections.append(section)
+        finally:
+            if backend is not None:
+                backend.shutdown()
+        tmp = figures / ".REPORT.md.tmp"
+        tmp.write_text("\n".join(sections))
+        os.replace(tmp, figures / "REPORT.md")
     print(f"wrote {figures / 'REPORT.md'} ({time.monotonic() - t0:.1f}s)")
     return 0
 
@@ -160,6 +180,15 @@ def main_plot(args) -> int:
     path = Path(args.results) / f"{mod.NAME}.csv"
     if not path.exists():
         raise ValueError(f"no table at {path}: run `python -m mamlcheck run-all` first")
-    for f in mod.plot(pd.read_csv(path), Path(args.figures)):
+    try:
+        table = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError) as e:        # pandas' parser and empty-data errors are ValueErrors
+        raise ValueError(f"{path} is not a readable table: {str(e).splitlines()[0]}") from None
+    try:
+        figs = mod.plot(table, Path(args.figures))
+    except (KeyError, AttributeError, TypeError, IndexError, ValueError) as e:
+        raise ValueError(f"{path} is not a {mod.NAME} table ({type(e).__name__}: {e}); "
+                         f"rerun `mamlcheck run-all --only {mod.NAME}`") from None
+    for f in figs:
         print(f"wrote {f}")
     return 0

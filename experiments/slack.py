@@ -26,8 +26,8 @@ The parts, one module each (all their names are importable from here):
   Carlo check, with an empirical-Bernstein interval at false-alarm rate
   ``MC_DELTA``.
 * here, the report: ``compute`` (tidy table, one row per draw × constant),
-  ``summary``, ``plot``, ``reproduce`` (a section of ``figures/REPORT.md``)
-  and the CLI.
+  ``summary``, ``plot``, ``markdown`` (its section of ``figures/REPORT.md``, through
+  the registered experiment ``slack_report``) and the CLI.
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ __all__ = [
     "inner_mean", "outer_second", "hess_factor", "hessian_matrix", "Moments", "moments", "Check", "passes",
     "check_first_moment", "check_second_moment", "check_bias", "check_maml_bias",
     "check_second_moment_lemma", "check_smoothness", "check_step_size", "check_fomaml_bias",
-    "check_hf_difference", "all_checks", "draw_report_case", "compute", "summary", "plot", "reproduce", "PHIS",
+    "check_hf_difference", "all_checks", "draw_report_case", "compute", "summary", "plot", "PHIS",
     "MC_DELTA",
 ]
 
@@ -77,11 +77,13 @@ def draw_report_case(index: int, root: int = ROOT_SEED) -> Case:
     raise AssertionError("unreachable")
 
 
-def compute(examples: int, root: int = ROOT_SEED, mc_samples: int = MC_SAMPLES) -> pd.DataFrame:
-    """The tidy slack table: one row per draw × constant, the instance's
-    parameters in columns.  Deterministic in ``(examples, root, mc_samples)``."""
+def compute(examples: int, root: int = ROOT_SEED, mc_samples: int = MC_SAMPLES, *, start: int = 0) -> pd.DataFrame:
+    """The tidy slack table: one row per draw × constant for draws ``start``…
+    ``examples − 1``, the instance's parameters in columns.  Each draw is
+    seeded by its index alone, so blocks of draws concatenate to the whole
+    table.  Deterministic in ``(examples, root, mc_samples, start)``."""
     rows = []
-    for k in range(examples):
+    for k in range(start, examples):
         case = draw_report_case(k, root)
         desc = case.describe()
         for chk in all_checks(case, mc_seed=k, mc_samples=mc_samples):
@@ -219,16 +221,6 @@ def run(examples: int, results: Path, figures: Path, root: int = ROOT_SEED) -> t
     results.mkdir(parents=True, exist_ok=True)
     table.to_csv(results / f"{NAME}.csv", index=False)
     return table, plot(table, figures)
-
-
-def reproduce(scale: str = "default", results: Path = Path("results"), figures: Path = Path("figures")) -> str:
-    """The slack section of ``figures/REPORT.md`` (``run-all`` calls this);
-    writes ``results/slack.csv`` and ``figures/slack.png``/``.svg``."""
-    if scale not in SCALE_EXAMPLES:
-        raise ValueError(f"scale must be one of {tuple(SCALE_EXAMPLES)}, got {scale!r}")
-    results, figures = Path(results), Path(figures)
-    table, figs = run(SCALE_EXAMPLES[scale], results, figures)
-    return markdown(table, figs, figures)
 
 
 def configure(p) -> None:

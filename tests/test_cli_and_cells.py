@@ -101,10 +101,3 @@ def test_unknown_scale_is_rejected(tmp_path):
         cells_mod.run_cells(fx, "huge", tmp_path)
 
 
-def test_cached_report_sections_need_their_linked_files(tmp_path):
-    from mamlcheck.experiments.run_all import _links_present
-    section = "see [the walkthrough](proof_walkthrough.md) and ![fig](proof_ledger.png)"
-    assert not _links_present(section, tmp_path)
-    (tmp_path / "proof_walkthrough.md").write_text("x")
-    (tmp_path / "proof_ledger.png").write_text("x")
-    assert _links_present(section, tmp_path)

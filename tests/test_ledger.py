@@ -9,6 +9,7 @@ with probability below 1e-5 (and its draws are seeded, so it is deterministic).
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mamlcheck.algorithms.hyper import Hyper
@@ -138,13 +139,26 @@ def test_bad_input_exits_2(argv, tmp_path, capsys):
     assert err.count("\n") == 0 and "error" in err
 
 
-def test_reproduce_writes_the_walkthrough_and_links_it(tmp_path, monkeypatch):
+def test_the_registered_proof_experiment_writes_the_walkthrough_and_links_it(tmp_path, monkeypatch):
+    from mamlcheck.experiments import proof_ledger
+    from mamlcheck.experiments.run_all import run_experiment
     monkeypatch.setitem(proof_cmd.SIZES, "tiny", dict(seeds=2, points=2, draws=50, reps=50, cond_reps=1))
-    section = proof_cmd.reproduce("tiny", tmp_path / "results", tmp_path / "figures")
+    _, figs, section = run_experiment(proof_ledger, "tiny", tmp_path / "results", tmp_path / "figures", workers=1,
+                                      progress=False)
     assert (tmp_path / "figures" / "proof_walkthrough.md").exists()
     assert (tmp_path / "results" / "proof_ledger.csv").exists()
     assert "(proof_walkthrough.md)" in section and "(proof_ledger.png)" in section
     assert "(../results/proof_ledger.csv)" in section
+
+
+def test_the_ledger_survives_its_table_and_a_csv_round_trip(exact_ledger):
+    """The proof experiment's cell is ``Ledger.to_table``; the walkthrough and the
+    summary must read the same from the table written to CSV and read back."""
+    import io
+    back = ledger.Ledger.from_table(pd.read_csv(io.StringIO(exact_ledger.to_table().to_csv(index=False))))
+    assert back.rows.equals(exact_ledger.rows) and back.summary.equals(exact_ledger.summary)
+    assert back.config == exact_ledger.config and back.conditions == exact_ledger.conditions
+    assert proof_cmd.report_text(back) == proof_cmd.report_text(exact_ledger)
 
 
 def test_F_of_the_trajectory_start_matches_the_ledger(exact_ledger, family):
