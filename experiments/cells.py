@@ -52,7 +52,7 @@ from typing import Callable, Iterator
 
 import pandas as pd
 
-__all__ = ["SCALES", "DamagedCell", "source_hash", "cell_key", "cell_path", "write_cell", "read_cell",
+__all__ = ["SCALES", "DamagedCell", "source_hash", "hash_folders", "cell_key", "cell_path", "write_cell", "read_cell",
            "compute_cell", "run_cells", "collect", "results_lock", "InProcess", "LocalPool", "MAX_WORKERS"]
 
 SCALES = ("tiny", "quick", "default", "full")
@@ -76,12 +76,17 @@ class DamagedCell(ValueError):
 def source_hash() -> str:
     """SHA-256 of every ``.py`` file of the installed package (``mamlcheck`` and
     its subpackages, wherever their folders are), names and contents."""
+    return hash_folders([Path(f) for pkg in PACKAGES for f in importlib.util.find_spec(pkg).submodule_search_locations])
+
+
+def hash_folders(folders: list[Path]) -> str:
+    """SHA-256 of the ``.py`` files under ``folders`` (each file's path within its
+    folder, the folder's name, and its bytes), in a fixed order."""
     h = hashlib.sha256()
-    for pkg in PACKAGES:
-        for folder in importlib.util.find_spec(pkg).submodule_search_locations:
-            for path in sorted(Path(folder).rglob("*.py")):
-                h.update(f"{pkg}/{path.relative_to(folder)}".encode())
-                h.update(path.read_bytes())
+    for folder in folders:
+        for path in sorted(Path(folder).rglob("*.py")):
+            h.update(f"{Path(folder).name}/{path.relative_to(folder)}".encode())
+            h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 

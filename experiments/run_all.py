@@ -36,7 +36,7 @@ cost of a step in the MAML-variants section, which measures the machine.
 
 
 def configure_run_all(p) -> None:
-    p.add_argument("--scale", default="default", choices=SCALES[1:], help="sweep size")
+    p.add_argument("--scale", default="default", choices=SCALES, help="sweep size (tiny: a few seconds, for tests)")
     p.add_argument("--results", default="results", help="folder for tables and cell cache")
     p.add_argument("--figures", default=None,
                    help="folder for figures and REPORT.md (default: figures/ for a default-scale run of every "
