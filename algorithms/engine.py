@@ -80,14 +80,14 @@ def start_points(family: TaskFamily, w0, R: int) -> np.ndarray:
     return np.array(np.broadcast_to(w0, (R, family.d)))
 
 
-def trajectory(family: TaskFamily, hyper: Hyper, *, seeds=8, w0=None, root: int = 0,
+def trajectory(family: TaskFamily, hyper: Hyper, *, seeds=None, w0=None, root: int = 0,
                constants: Constants | None = None, budget: int | None = None,
                divergence_bound: float = DIVERGENCE_BOUND, streams: SeedStreams | None = None,
                fast: bool = True) -> Iterator[Step]:
     """Step ``hyper.algorithm`` on ``family`` for every seed at once.
 
     Args:
-        seeds: a count ``R`` (seeds ``0..R-1``) or explicit seed ids.
+        seeds: a count ``R`` (seeds ``0..R-1``) or explicit seed ids (default 8).
         w0: initial point ``(d,)`` shared by all seeds, or ``(R, d)``; zeros by default.
         root: root entropy of the per-seed streams.
         constants: the ``L``, ``ρ`` the step rule uses (default: the family's
@@ -99,23 +99,43 @@ def trajectory(family: TaskFamily, hyper: Hyper, *, seeds=8, w0=None, root: int 
             generic estimator, draw by draw from the oracles).
 
     Yields:
-        ``Step`` records for ``k = 0, 1, 2, ...``.
+        ``Step`` records for ``k = 0, 1, 2, ...``; their arrays are read-only.
+
+    Every argument is checked here, before the first step is asked for.
     """
+    if not isinstance(family, TaskFamily):
+        raise TypeError(f"family must be a TaskFamily (e.g. mamlcheck.family('cosine-quadratic')), "
+                        f"got {type(family).__name__}")
+    if not isinstance(hyper, Hyper):
+        raise TypeError(f"hyper must be a mamlcheck.Hyper (e.g. Hyper('maml', alpha=0.02)), got {type(hyper).__name__}")
     if budget is not None:
         budget = check_count("budget", budget, minimum=0)
     check_positive("divergence_bound", divergence_bound)
+    if streams is not None and seeds is not None:
+        raise ValueError("give either seeds or streams, not both")
     consts = family.constants() if constants is None else constants
-    L, rho = consts.L.value, consts.rho.value
     hyper = hyper.resolved(consts)
+    streams = SeedStreams(8 if seeds is None else seeds, root) if streams is None else streams
+    w = start_points(family, w0, streams.R)
+    return _steps(family, hyper, consts, streams, w, budget, divergence_bound, fast)
+
+
+def _frozen(*arrays: np.ndarray) -> None:
+    for a in arrays:
+        a.flags.writeable = False
+
+
+def _steps(family, hyper, consts, streams, w, budget, divergence_bound, fast) -> Iterator[Step]:
+    """The engine's loop (``trajectory`` has checked its arguments)."""
+    L, rho = consts.L.value, consts.rho.value
     exact = algorithm(hyper.algorithm).exact
-    streams = SeedStreams(seeds, root) if streams is None else streams
     R = streams.R
-    w = start_points(family, w0, R)
     alive = np.ones(R, dtype=bool)
     diverged_at = np.full(R, -1)
     all_alive = True                    # no seed has diverged: the masks below are no-ops
     g_F = grad_F(family, w, hyper.alpha)
     record = Step(0, w, g_F, _norm(g_F), alive, True, diverged_at, None, None)
+    _frozen(w, g_F, record.grad_norm, alive, diverged_at)
     k = 0
     with np.errstate(over="ignore", invalid="ignore"):
         while True:
@@ -136,3 +156,4 @@ def trajectory(family: TaskFamily, hyper: Hyper, *, seeds=8, w0=None, root: int 
             # commit the step at once: Ctrl-C never leaves w, k and ∇F out of step
             w, alive, k, g_F = w_next, alive_next, k + 1, g_next
             record = Step(k, w, g_F, _norm(g_F), alive, all_alive, diverged_at, out.g, out.beta)
+            _frozen(w, g_F, record.grad_norm, alive, diverged_at, out.g, out.beta)

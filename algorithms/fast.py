@@ -16,10 +16,11 @@ must keep (equal in law to the generic path) is checked by
 """
 from __future__ import annotations
 
-import weakref
 from typing import Callable
 
 import numpy as np
+
+from mamlcheck.problems.base import oracles_replaced_below
 
 __all__ = ["FastSampler", "register_fast", "sampler", "FAST", "L_TILDE"]
 
@@ -28,7 +29,6 @@ __all__ = ["FastSampler", "register_fast", "sampler", "FAST", "L_TILDE"]
 L_TILDE = "L_tilde"
 #: family class -> sampler class
 FAST: dict[type, type["FastSampler"]] = {}
-_BUILT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 class FastSampler:
@@ -70,18 +70,24 @@ def register_fast(family_type: type) -> Callable[[type[FastSampler]], type[FastS
 
 
 def _registered(family) -> type[FastSampler] | None:
+    """The sampler registered for the nearest class of ``family``'s MRO, unless a
+    more derived class replaced one of the oracles it was written for (then
+    the family's own oracles must be used: ``problems.base.oracles_replaced_below``)."""
     for klass in type(family).__mro__:
         if klass in FAST:
-            return FAST[klass]
+            return None if oracles_replaced_below(type(family), klass) else FAST[klass]
     return None
 
 
 def sampler(family, algorithm: str) -> FastSampler | None:
-    """The fast sampler serving ``algorithm`` on ``family``, or ``None``."""
+    """The fast sampler serving ``algorithm`` on ``family``, or ``None``.  Built
+    once per family (kept in the family's private ``_fast_sampler``: families
+    are immutable once built, so what it caches stays valid)."""
     cls = _registered(family)
     if cls is None or not cls.supports(family, algorithm):
         return None
-    built = _BUILT.get(family)
-    if built is None:
-        built = _BUILT[family] = cls(family)
+    built = family.__dict__.get("_fast_sampler")
+    if type(built) is not cls:
+        built = cls(family)
+        family._fast_sampler = built
     return built

@@ -132,9 +132,20 @@ def run(family: TaskFamily, hyper: Hyper, eps: Sequence[float], *, seeds: int | 
         stop_at_eps: stop once every live seed and the seed average reached ``min(eps)``.
         progress: report progress on stderr.
     """
-    eps = np.sort(np.atleast_1d(np.asarray(eps, dtype=float)))[::-1]
-    if eps.size == 0 or not np.all(np.isfinite(eps)) or np.any(eps <= 0):
+    if not isinstance(family, TaskFamily):
+        raise TypeError(f"run(family, hyper, eps): family must be a TaskFamily "
+                        f"(e.g. mamlcheck.family('cosine-quadratic')), got {type(family).__name__}")
+    if not isinstance(hyper, Hyper):
+        raise TypeError(f"run(family, hyper, eps): hyper must be a mamlcheck.Hyper "
+                        f"(e.g. Hyper('maml', alpha=0.02)), got {type(hyper).__name__}")
+    try:
+        eps = np.sort(np.atleast_1d(np.asarray(eps, dtype=float)))[::-1]
+    except (TypeError, ValueError):
+        raise ValueError(f"eps must be a nonempty list of positive numbers, got {eps!r}") from None
+    if eps.size == 0 or not np.all(np.isfinite(eps)) or np.any(eps <= 0) or eps.ndim != 1:
         raise ValueError(f"eps must be a nonempty list of positive numbers, got {eps.tolist()}")
+    if np.unique(eps).size != eps.size:
+        raise ValueError(f"eps has repeated values: {eps.tolist()}")
     budget = check_count("budget", budget, minimum=0)
     trace_stride = check_count("trace_stride", trace_stride, minimum=0)
     check_positive("divergence_bound", divergence_bound)
@@ -149,7 +160,7 @@ def run(family: TaskFamily, hyper: Hyper, eps: Sequence[float], *, seeds: int | 
     interrupted = False
     eps_max = eps[0]
     steps = trajectory(family, hyper, streams=streams, w0=w0, budget=budget, divergence_bound=divergence_bound)
-    st = None
+    last = None                         # the last record fully processed (what an interrupt keeps)
     try:
         for st in steps:
             # (the hot loop: each branch below only skips work whose result is known)
@@ -174,19 +185,27 @@ def run(family: TaskFamily, hyper: Hyper, eps: Sequence[float], *, seeds: int | 
             if done:
                 if trace_stride:
                     trace_rows.append((k, st.w, gn, np.full(R, np.nan)))
+                last = st
                 break
             if trace_stride and k % trace_stride == 0:
                 pending = (k, st.w, gn)
             if progress:
                 bar.update(k, int(np.sum(first[alive, -1] >= 0)), R, mean_gn)
+            last = st
     except KeyboardInterrupt:
         if _PROPAGATE.get():            # a sweep's cell: an interrupted run is no result
             raise
         interrupted = True
     steps.close()
-    if st is None:                      # interrupted before w_0 was evaluated: nothing to return
+    if last is None:                    # interrupted before w_0 was processed: nothing to return
         raise KeyboardInterrupt
-    gn, diverged_at, w, k, alive = st.grad_norm, st.diverged_at, st.w, st.k, st.alive
+    # an interrupt may land anywhere in the loop's body: keep exactly what the
+    # records up to ``last`` produced, so k, ‖∇F‖, the hits and the curve agree
+    gn, diverged_at, w, k, alive = last.grad_norm, last.diverged_at, last.w, last.k, last.alive
+    mean_curve = mean_curve[:k + 1]
+    first = np.where(first > k, -1, first)
+    mean_first = np.where(mean_first > k, -1, mean_first)
+    trace_rows = [r for r in trace_rows if r[0] <= k]
     hyper = hyper.resolved(family.constants())
     bar.close()
     config = {**family.describe(), **{k_: v for k_, v in hyper.as_dict().items()}}

@@ -22,6 +22,12 @@ the ``1 core`` row turns that off (same numbers drawn, one thread).
 ``--json`` prints one JSON object per line per configuration: its parameters
 and ``seed_iterations_per_s``.  Speed is measured here and never asserted by
 the tests.
+
+Options are checked before anything is measured.  stderr names the
+configuration being measured (one line per configuration when stderr is not a
+terminal).  Ctrl-C stops at once with status 130: the configurations measured
+in full are reported, the one interrupted is not (a cut-short run is no
+measurement).
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -41,9 +48,22 @@ from mamlcheck.algorithms.runner import run
 from mamlcheck.problems import FAMILIES, make_family
 from mamlcheck import literature as lit
 
-__all__ = ["Config", "CONFIGS", "configs", "measure", "bench", "configure", "main"]
+from .inputs import check_int
+
+__all__ = ["Config", "CONFIGS", "configs", "measure", "bench", "Interrupted", "configure", "main"]
 
 TINY_EPS = 1e-300          # never reached: every run spends its whole budget
+MAX_REPEATS = 100
+MAX_BUDGET = 10**7
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during ``bench``: ``rows`` are the configurations measured in
+    full, ``name`` the one cut short (not measured)."""
+
+    def __init__(self, rows: list[dict[str, Any]], name: str):
+        super().__init__(name)
+        self.rows, self.name = rows, name
 
 
 @dataclass(frozen=True)
@@ -97,20 +117,29 @@ def _setup(c: Config):
     return fam, Hyper(alpha=alpha, **kw)
 
 
+def _complete(res):
+    """``res`` if its run spent its budget; a run that Ctrl-C cut short (the
+    runner returns it flagged ``interrupted``) is no measurement: re-raise."""
+    if res.interrupted:
+        raise KeyboardInterrupt
+    return res
+
+
 def measure(c: Config, repeats: int = 3, warmup: int = 20) -> dict[str, Any]:
     """Time ``c`` (best of ``repeats`` after one warm-up run of ``warmup``
-    steps) and return one row: its parameters and ``seed_iterations_per_s``."""
+    steps) and return one row: its parameters and ``seed_iterations_per_s``.
+    Ctrl-C raises ``KeyboardInterrupt`` (never a row from a cut-short run)."""
     fam, hyper = _setup(c)
     default = getattr(streams, "PREFETCH", None)
     if default is not None:
         streams.PREFETCH = c.prefetch
     prefetch = default is not None and c.prefetch and c.R >= streams.PREFETCH_MIN_SEEDS
     try:
-        run(fam, hyper, [TINY_EPS], seeds=c.R, budget=min(warmup, c.budget), stop_at_eps=False)
+        _complete(run(fam, hyper, [TINY_EPS], seeds=c.R, budget=min(warmup, c.budget), stop_at_eps=False))
         best, cpu, iterations = np.inf, np.inf, 0
         for _ in range(max(1, repeats)):
             t0, c0 = time.perf_counter(), time.process_time()
-            res = run(fam, hyper, [TINY_EPS], seeds=c.R, budget=c.budget, stop_at_eps=False)
+            res = _complete(run(fam, hyper, [TINY_EPS], seeds=c.R, budget=c.budget, stop_at_eps=False))
             dt, dc = time.perf_counter() - t0, time.process_time() - c0
             if dt < best:
                 best, cpu, iterations = dt, dc, res.iterations
@@ -127,16 +156,60 @@ def measure(c: Config, repeats: int = 3, warmup: int = 20) -> dict[str, Any]:
     }
 
 
-def bench(cs: Iterable[Config], repeats: int = 3) -> list[dict[str, Any]]:
-    """Measure every configuration; fill ``batching_speedup`` (rate at ``R``
-    over the rate of its ``R = 1`` twin) where a twin was measured."""
-    cs = list(cs)
-    rows = [measure(c, repeats) for c in cs]
+class _Progress:
+    """Which configuration is being measured, on stderr: one line rewritten
+    in place on a terminal, one line per configuration otherwise."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        self.total, self.enabled = total, enabled
+        self.tty = enabled and sys.stderr.isatty()
+        self.width = 0
+
+    def start(self, i: int, c: Config, repeats: int) -> None:
+        if not self.enabled:
+            return
+        plural = "s" if repeats != 1 else ""
+        line = f"bench: measuring {i}/{self.total} {c.name!r} ({c.budget} steps, R = {c.R}, {repeats} repeat{plural})"
+        if self.tty:
+            sys.stderr.write("\r" + line.ljust(self.width))
+            self.width = max(self.width, len(line))
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.tty and self.width:
+            sys.stderr.write("\r" + " " * self.width + "\r")
+            sys.stderr.flush()
+
+
+def _pair_speedups(cs: list[Config], rows: list[dict[str, Any]]) -> None:
+    """Fill ``batching_speedup`` (rate at ``R`` over the rate of its ``R = 1``
+    twin) where both were measured."""
     by_name = {r["name"]: r for r in rows}
-    for c, r in zip(cs, rows):
-        if c.pair in by_name:
-            many = by_name[c.pair]
-            many["batching_speedup"] = many["seed_iterations_per_s"] / r["seed_iterations_per_s"]
+    for c in cs:
+        if c.pair in by_name and c.name in by_name:
+            many, one = by_name[c.pair], by_name[c.name]
+            many["batching_speedup"] = many["seed_iterations_per_s"] / one["seed_iterations_per_s"]
+
+
+def bench(cs: Iterable[Config], repeats: int = 3, progress: bool = False) -> list[dict[str, Any]]:
+    """Measure every configuration; fill ``batching_speedup`` where a twin was
+    measured.  Ctrl-C raises ``Interrupted`` carrying the rows measured in full."""
+    cs = list(cs)
+    bar = _Progress(len(cs), progress)
+    rows: list[dict[str, Any]] = []
+    try:
+        for i, c in enumerate(cs, 1):
+            bar.start(i, c, repeats)
+            try:
+                rows.append(measure(c, repeats))
+            except KeyboardInterrupt:
+                _pair_speedups(cs, rows)
+                raise Interrupted(rows, c.name) from None
+    finally:
+        bar.close()
+    _pair_speedups(cs, rows)
     return rows
 
 
@@ -163,27 +236,47 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per line per configuration")
     p.add_argument("--quick", action="store_true", help="budgets divided by 10 (a few seconds in all)")
     p.add_argument("--repeats", type=int, default=None,
-                   help="timed repeats per configuration, the best is reported (default 3; 2 with --quick)")
-    p.add_argument("--budget", type=int, default=None, help="override every configuration's number of steps")
+                   help=f"timed repeats per configuration, in [1, {MAX_REPEATS}]; the best is reported "
+                        "(default 3; 2 with --quick)")
+    p.add_argument("--budget", type=int, default=None,
+                   help=f"override every configuration's number of steps, in [1, {MAX_BUDGET}]")
     p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="configurations to run, by name")
+    p.add_argument("--no-progress", action="store_true", help="do not name each configuration on stderr")
 
 
-def main(args) -> int:
-    repeats = args.repeats if args.repeats is not None else (2 if args.quick else 3)
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
-    if args.budget is not None and args.budget < 1:
-        raise ValueError(f"budget must be >= 1, got {args.budget}")
+def _chosen(args) -> tuple[int, list[Config]]:
+    """Repeats and configurations from the options, each checked against its
+    range before anything is measured (``ValueError`` naming the flag)."""
+    repeats = check_int("--repeats", args.repeats if args.repeats is not None else (2 if args.quick else 3),
+                        1, MAX_REPEATS)
+    if args.budget is not None:
+        check_int("--budget", args.budget, 1, MAX_BUDGET)
     cs = configs(args.quick, args.budget)
     if args.only:
         unknown = sorted(set(args.only) - {c.name for c in cs})
         if unknown:
-            raise ValueError(f"unknown configuration(s) {unknown}; known: {[c.name for c in cs]}")
+            raise ValueError(f"--only must name known configurations; unknown configuration(s) {unknown}; "
+                             f"known: {[c.name for c in cs]}")
         cs = [c for c in cs if c.name in args.only]
-    rows = bench(cs, repeats)
-    if args.json:
+    return repeats, cs
+
+
+def _report(rows: list[dict[str, Any]], repeats: int, as_json: bool) -> None:
+    if as_json:
         for r in rows:
             print(json.dumps(r), flush=True)
-    else:
-        print(_table(rows, repeats))
+    elif rows:
+        print(_table(rows, repeats), flush=True)
+
+
+def main(args) -> int:
+    repeats, cs = _chosen(args)
+    try:
+        rows = bench(cs, repeats, progress=not getattr(args, "no_progress", False))
+    except Interrupted as stop:
+        _report(stop.rows, repeats, args.json)
+        print(f"bench: interrupted while measuring {stop.name!r} (not reported); "
+              f"{len(stop.rows)} of {len(cs)} configurations measured", file=sys.stderr)
+        return 130
+    _report(rows, repeats, args.json)
     return 0

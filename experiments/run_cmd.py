@@ -4,6 +4,12 @@ Prints the theorem's conditions for the configuration (a run outside them is
 allowed, and says so), then per ``ε`` the median and spread of the first
 iteration with ``‖∇F(w_k)‖ ≤ ε`` over seeds, the first iteration of the seed
 average, and how many seeds diverged.  ``--out`` writes the per-seed table.
+
+Every option is checked before the run starts (its range, and that ``--out``
+and ``--trace-out`` can be written), so a typo costs nothing.  Ctrl-C ends the
+run early: the summary says so, the tables go to ``inputs.partial_path(out)``
+with a first line ``# PARTIAL: ...`` (never to ``--out`` itself), and the
+status is 130.
 """
 from __future__ import annotations
 
@@ -18,6 +24,8 @@ from mamlcheck.algorithms.hyper import ALGORITHMS, STEP_RULES, Hyper
 from mamlcheck.algorithms.runner import run
 from mamlcheck.problems import FAMILIES, family_parameters, make_family
 from mamlcheck import literature as lit
+
+from .inputs import check_float, check_int, check_output_path, partial_path, write_csv
 
 _SKIP = {"A", "centres", "X", "Y", "p"}
 _RUN_FLAGS = {"eps", "seeds", "budget", "root", "alpha", "algorithm", "step", "beta", "out"}   # array parameters: not settable from the command line
@@ -48,6 +56,10 @@ def _typed(default):
 
 
 MAX_BATCH = 10**7   # a default batch size past this (D_h, B′, D_β grow like α²) is a typo, not a run
+MAX_SEEDS = 100_000
+MAX_BUDGET = 10**8
+_BATCH_FLAGS = {"B": "--B", "D_in": "--D-in", "D_o": "--D-o", "D_h": "--D-h",
+                "B_prime": "--B-prime", "D_beta": "--D-beta"}
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -85,38 +97,58 @@ def configure(p: argparse.ArgumentParser) -> None:
     r.add_argument("--no-progress", action="store_true", help="no progress report on stderr")
 
 
-def build(args) -> tuple:
-    """Family and Hyper from parsed arguments (ValueError on bad input)."""
+def check_run_options(args) -> None:
+    """The run's own options, each against its range (``ValueError`` naming
+    the flag); cheap, so it comes before the family is built."""
     if args.family not in FAMILIES:
-        raise ValueError(f"unknown family {args.family!r}; known: {', '.join(sorted(FAMILIES))}")
+        raise ValueError(f"--family must be one of {', '.join(sorted(FAMILIES))}; "
+                         f"unknown family {args.family!r}")
+    if args.algorithm not in ALGORITHMS:
+        raise ValueError(f"--algorithm must be one of {', '.join(ALGORITHMS)}, got {args.algorithm!r}")
+    if args.step not in STEP_RULES:
+        raise ValueError(f"--step must be one of {', '.join(STEP_RULES)}, got {args.step!r}")
+    check_int("--seeds", args.seeds, 1, MAX_SEEDS)
+    check_int("--budget", args.budget, 0, MAX_BUDGET)
+    check_int("--trace-stride", args.trace_stride, 0, MAX_BUDGET)
+    check_int("--root", args.root, 0)
+    for name, flag in _BATCH_FLAGS.items():
+        if getattr(args, name) is not None:
+            check_int(flag, getattr(args, name), 1, MAX_BATCH)
+    for e in args.eps:
+        check_float("--eps", e, 0, lo_open=True)
+    if args.alpha is not None:
+        check_float("--alpha", args.alpha, 0)
+    if args.beta is not None:
+        check_float("--beta", args.beta, 0, lo_open=True)
+    if (args.step == "constant") != (args.beta is not None):
+        raise ValueError("--beta must be given exactly when --step constant is")
+    if args.w0 is not None:
+        check_float("--w0", args.w0)
+    check_float("--divergence-bound", args.divergence_bound, 0, lo_open=True)
+    if args.trace_out and not args.trace_stride:
+        raise ValueError("--trace-out needs --trace-stride > 0 (nothing would be recorded)")
+
+
+def build(args) -> tuple:
+    """Family and Hyper from parsed arguments, after every check that can be
+    made before the run (``ValueError`` on bad input; nothing is written)."""
+    check_run_options(args)
     params = {k[4:]: v for k, v in vars(args).items() if k.startswith("fam_") and v is not None}
     family = make_family(args.family, **params)
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
-    if args.algorithm not in ALGORITHMS:
-        raise ValueError(f"--algorithm must be one of {ALGORITHMS}, got {args.algorithm!r}")
     alpha = args.alpha
     if alpha is None:
         alpha = lit.ALPHA_MAX_LD.get(args.algorithm, lit.ALPHA_MAX_LD["maml"]) / family.constants().L.value
     hyper = Hyper(args.algorithm, alpha=alpha, B=args.B, D_in=args.D_in, D_o=args.D_o, D_h=args.D_h,
                   step=args.step, beta=args.beta, B_prime=args.B_prime, D_beta=args.D_beta)
     hyper = hyper.resolved(family.constants())
-    for name in ("B", "D_in", "D_o", "D_h", "B_prime", "D_beta"):
+    for name in _BATCH_FLAGS:
         if getattr(hyper, name) > MAX_BATCH:
-            raise ValueError(f"{name} = {getattr(hyper, name)} exceeds {MAX_BATCH:.0e} "
-                             f"(alpha = {alpha:g} makes the theorem's batch sizes grow like alpha²)")
-    eps = np.asarray(args.eps, dtype=float)
-    if not np.all(np.isfinite(eps)) or np.any(eps <= 0):
-        raise ValueError(f"--eps must be positive numbers, got {args.eps}")
-    if args.budget < 0:
-        raise ValueError(f"--budget must be >= 0, got {args.budget}")
-    if args.w0 is not None and not np.isfinite(args.w0):
-        raise ValueError(f"--w0 must be finite, got {args.w0}")
-    if args.trace_out and not args.trace_stride:
-        raise ValueError("--trace-out needs --trace-stride > 0 (nothing would be recorded)")
-    for path in (args.out, args.trace_out):
-        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise ValueError(f"cannot write {path}: its folder does not exist")
+            flag = _BATCH_FLAGS[name]
+            raise ValueError(f"--alpha {alpha:g} makes the theorem's {flag} {getattr(hyper, name)}, which "
+                             f"exceeds {MAX_BATCH} (it grows like alpha²); set {flag} in [1, {MAX_BATCH}] "
+                             f"or a smaller --alpha")
+    check_output_path("--out", args.out)
+    check_output_path("--trace-out", args.trace_out)
     return family, hyper
 
 
@@ -149,10 +181,36 @@ def main(args) -> int:
     print(f"{res.iterations} iterations, {len(res.table.seed.unique())} seeds"
           + (" (interrupted: partial results below)" if res.interrupted else ""))
     print(summarise(res.table, res.mean_table).to_string(index=False))
-    if args.out:
-        res.table.to_csv(args.out, index=False)
-        print(f"wrote {args.out}")
-    if args.trace_out and res.trace is not None:
-        res.trace.to_csv(args.trace_out, index=False)
-        print(f"wrote {args.trace_out}")
-    return 130 if res.interrupted else 0
+    outputs = [(args.out, res.table), (args.trace_out, res.trace)]
+    if res.interrupted:
+        save_partial(outputs, res.iterations, args.budget)
+        return 130
+    for path, table in outputs:
+        if path and table is not None:
+            write_csv(table, path)
+            print(f"wrote {path}")
+    return 0
+
+
+def save_partial(outputs, k: int, budget: int) -> None:
+    """An interrupted run's tables: each to ``partial_path(path)``, first line
+    ``# PARTIAL: interrupted at k = ...``, one line on stderr per file; the
+    paths asked for are left as they were, so nothing there looks finished.
+    A device or pipe asked for gets nothing; a failed write is reported, and
+    the status stays that of an interruption."""
+    for path, table in outputs:
+        if not path or table is None:
+            continue
+        if os.path.exists(path) and not os.path.isfile(path):
+            print(f"interrupted at k = {k}: {path} not written", file=sys.stderr)
+            continue
+        partial = partial_path(path)
+        try:
+            write_csv(table, partial, comment=f"PARTIAL: interrupted at k = {k} of --budget {budget}; "
+                                              f"not a finished run, {path} not written")
+        except OSError as e:
+            print(f"interrupted at k = {k}: {path} not written, nor {partial} ({e.strerror or e})",
+                  file=sys.stderr)
+            continue
+        print(f"interrupted at k = {k}: partial table written to {partial} ({path} not written)",
+              file=sys.stderr)

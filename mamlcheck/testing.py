@@ -39,6 +39,7 @@ import pandas as pd
 
 from mamlcheck import _contract as C
 from mamlcheck._contract import ATTAIN, FALSE_ALARM, ROUNDING, FamilyReport
+from mamlcheck._contract_steps import objective_rows, step_rows
 
 __all__ = ["check_family", "FamilyReport", "FALSE_ALARM", "ATTAIN", "fd_jacobian", "fd_tolerance", "H"]
 
@@ -414,18 +415,16 @@ def _moment(s: _Setup, name: str) -> dict:
 
 
 # --- 5. fast paths against the generic estimator -----------------------------------------------
-ALGORITHMS = ("maml", "fomaml", "hfmaml")
-
-
 def _fast_path_rows(s: _Setup) -> list[dict]:
     """For each algorithm with a fast direction: ``s.draws`` seeds at one point,
     fast against generic, equal means (Welch z-test) and equal variances
     (fourth-moment z-test) per coordinate, each row false-alarm 1e-6
     (Bonferroni over coordinates)."""
     from mamlcheck.algorithms import steps
-    has = getattr(steps, "has_fast_direction", None) or steps._has_fast_direction
+    from mamlcheck.algorithms.estimators import ALGORITHMS
+    has = steps.has_fast_direction
     rows = []
-    for alg in ALGORITHMS:
+    for alg in (name for name, a in ALGORITHMS.items() if not a.exact):
         names = (f"fast_{alg}_mean", f"fast_{alg}_variance")
         if not has(s.family, alg):
             rows += [C.skipped(k, f"{alg} fast direction = generic in law", "(3), (6)", "no fast path") for k in names]
@@ -457,7 +456,7 @@ def _fast_path(s: _Setup, alg: str, steps) -> list[dict]:
 
 # --- the entry point ------------------------------------------------------------------------
 GROUPS = {"derivatives": _derivative_rows, "constants": _constant_rows, "oracles": _oracle_rows,
-          "moments": _moment_rows, "fast paths": _fast_path_rows}
+          "moments": _moment_rows, "objective": objective_rows, "steps": step_rows, "fast paths": _fast_path_rows}
 
 
 def check_family(family, *, seed: int = 0, points: int = 3, draws: int = 20_000, n: int = 3,

@@ -15,6 +15,7 @@ axis is the seed axis).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -153,6 +154,22 @@ CAPABILITIES = {
 }
 
 
+#: The oracles every family defines; capabilities and fast samplers are written for them.
+ORACLES = ("loss", "grad", "hess", "hvp", "draw_batch", "batch_grad", "batch_hess", "batch_hvp")
+
+
+def defining_class(cls: type, name: str) -> type | None:
+    """The class of ``cls``'s MRO whose body defines ``name``."""
+    return next((k for k in cls.__mro__ if name in vars(k)), None)
+
+
+def oracles_replaced_below(cls: type, owner: type) -> bool:
+    """Whether a class more derived than ``owner`` redefines one of the ``ORACLES``
+    (then what ``owner`` wrote for its oracles may not hold for ``cls``)."""
+    mro = cls.__mro__
+    return any(mro.index(defining_class(cls, o)) < mro.index(owner) for o in ORACLES)
+
+
 class TaskFamily:
     """Base class of the task families; see the module docstring.
 
@@ -167,6 +184,32 @@ class TaskFamily:
     M: int
     p: np.ndarray
     citation: str = ""
+
+    # --- immutable once built ----------------------------------------------------
+    # Closed forms, fast samplers and the runner cache what they derive from a
+    # family's parameters; a parameter changed afterwards would leave them
+    # stale.  So the public attributes are set in ``__init__`` only (private
+    # ones, ``_memo``, stay writable for caches): build a new family instead.
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls):
+            init = cls.__init__
+
+            @functools.wraps(init)
+            def building(self, *args, **kw):
+                depth = self.__dict__.get("_building", 0)
+                object.__setattr__(self, "_building", depth + 1)
+                try:
+                    init(self, *args, **kw)
+                finally:
+                    object.__setattr__(self, "_building", depth)
+            cls.__init__ = building
+
+    def __setattr__(self, name: str, value) -> None:
+        if not name.startswith("_") and not self.__dict__.get("_building", 0):
+            raise AttributeError(f"{type(self).__name__}.{name} cannot be changed after the family is built "
+                                 f"(derived quantities are cached): build a new family")
+        object.__setattr__(self, name, value)
 
     # --- shape handling -------------------------------------------------
     def _w(self, w: Any) -> np.ndarray:
@@ -198,7 +241,10 @@ class TaskFamily:
         return np.einsum("...jk,...k->...j", self.hess(w, i), np.asarray(v, dtype=float))
 
     # --- stochastic oracles ----------------------------------------------
-    def draw_batch(self, i, n: int, rng) -> Mapping[str, np.ndarray]:
+    def draw_batch(self, i, n: int, rng, need: str = "both") -> Mapping[str, np.ndarray]:
+        """A batch of ``n`` samples per task index; ``need`` (``both``, ``grad`` or
+        ``hess``) says which parts the caller will evaluate (MAML's Hessian batch
+        asks for ``hess`` only)."""
         raise NotImplementedError
 
     def batch_grad(self, w, i, batch) -> np.ndarray:
@@ -263,10 +309,18 @@ class TaskFamily:
 
     # --- optional capabilities (CAPABILITIES) ---------------------------------
     def offers(self, capability: str) -> bool:
-        """Whether this family implements the optional ``capability``."""
+        """Whether this family implements the optional ``capability``.
+
+        A closed form is trusted only for the oracles it was written with: when a
+        subclass replaces an oracle (``ORACLES``) below the class that defined
+        the capability, the inherited closed form may no longer agree with it,
+        so it is not offered (the generic path is used instead).
+        """
         if capability not in CAPABILITIES:
             raise ValueError(f"unknown capability {capability!r}; known: {', '.join(CAPABILITIES)}")
-        return getattr(type(self), capability) is not getattr(TaskFamily, capability)
+        if getattr(type(self), capability) is getattr(TaskFamily, capability):
+            return False
+        return not oracles_replaced_below(type(self), defining_class(type(self), capability))
 
     def _not_available(self, capability: str):
         raise NotAvailable(f"family {self.name!r} does not offer {capability}: {CAPABILITIES[capability]}")

@@ -83,3 +83,48 @@ def test_bad_start_shapes_are_refused_by_name():
     fam, h = _config()
     with pytest.raises(ValueError, match="w0 must have shape"):
         next(mc.trajectory(fam, h, seeds=3, w0=np.ones((2, 4))))
+
+
+def test_a_record_cannot_be_written_to():
+    fam, h = _config("exact")
+    first = next(mc.trajectory(fam, h, seeds=2, w0=np.ones(4)))
+    for a in (first.w, first.grad, first.grad_norm, first.alive, first.diverged_at):
+        with pytest.raises(ValueError, match="read-only"):
+            a[...] = 0
+
+
+@pytest.mark.parametrize("where", [1, 2])
+def test_ctrl_c_anywhere_in_the_runners_loop_leaves_a_consistent_result(monkeypatch, where):
+    """Interrupt while record k = 5 is being booked (after its per-seed hits, after
+    the seed average's): the result describes the records up to the last fully
+    booked one (k = 4), never a mix."""
+    from mamlcheck.algorithms import runner
+    fam, h = _config()
+    real, calls = runner._first_hits, {"n": 0}
+
+    def interrupting(first, values, eps, k):
+        out = real(first, values, eps, k)
+        if k == 5:
+            calls["n"] += 1
+            if calls["n"] == where:
+                raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(runner, "_first_hits", interrupting)
+    res = mc.run(fam, h, eps=[50.0, 40.0, 1e-9], seeds=3, budget=20, w0=np.full(4, 1.5), trace_stride=1)
+    assert res.interrupted and res.iterations == 4
+    assert len(res.mean_grad_norm) == 5 and res.trace.k.max() <= 4
+    assert (res.table.first_k.dropna() <= 4).all() and (res.mean_table.mean_first_k.dropna() <= 4).all()
+
+
+@pytest.mark.parametrize("args, message", [
+    (("cosine-quadratic", "HYPER"), "family must be a TaskFamily"),
+    (("FAMILY", "maml"), "hyper must be a mamlcheck.Hyper"),
+])
+def test_obvious_mistakes_in_run_are_named(args, message):
+    fam, h = _config()
+    real = [fam if a == "FAMILY" else h if a == "HYPER" else a for a in args]
+    with pytest.raises(TypeError, match=message):
+        mc.run(*real, eps=[0.1])
+    with pytest.raises(ValueError, match="repeated"):
+        mc.run(fam, h, eps=[0.1, 0.1])

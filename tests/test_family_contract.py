@@ -228,3 +228,32 @@ def test_a_family_that_raises_is_reported_not_crashed():
     report = check_family(Broken(), raise_on_failure=False)
     assert not report.passed
     assert any("RuntimeError: no hvp today" in line for line in report.failures)
+
+
+class _DoubledMetaGrad(NoisyQuadratics):
+    """A closed-form ∇F twice the true one (and F off by 1): every ‖∇F‖ the runner records would be wrong."""
+
+    def meta_grad(self, w, alpha):
+        return 2 * (1 - alpha) * (self._w(w) - self.p @ self.c)
+
+    def meta_loss(self, w, alpha):
+        return 1.0 + 0.5 * (1 - alpha) ** 2 * np.sum((self._w(w)[..., None, :] - self.c) ** 2, -1) @ self.p
+
+
+class _NoNeedKeyword(NoisyQuadratics):
+    """``draw_batch`` without the ``need`` keyword the MAML estimator passes."""
+
+    def draw_batch(self, i, n, rng):
+        return super().draw_batch(i, n, rng)
+
+
+def test_a_wrong_closed_form_meta_gradient_is_caught():
+    report = check_family(_DoubledMetaGrad(), raise_on_failure=False)
+    failed = set(report.table.loc[report.table.verdict.isin(["violated", "error"]), "check"])
+    assert failed == {"meta_grad", "meta_loss"}, failed
+
+
+def test_a_family_missing_a_call_the_estimators_make_is_caught():
+    report = check_family(_NoNeedKeyword(), raise_on_failure=False)
+    failed = set(report.table.loc[report.table.verdict.isin(["violated", "error"]), "check"])
+    assert "steps_maml" in failed, failed

@@ -22,7 +22,6 @@ from mamlcheck.experiments.slack_checks import (PHIS, check_bias, check_first_mo
                                                check_hf_difference, check_maml_bias, check_second_moment,
                                                check_second_moment_lemma, check_smoothness, check_step_size, passes)
 from mamlcheck.experiments.slack_moments import moments
-from mamlcheck.problems.base import TaskFamily
 from mamlcheck.problems.cosine_quadratic import CosineQuadratic
 from mamlcheck.problems.robust_regression import RobustRegression
 from tests import strategies as S
@@ -209,10 +208,8 @@ class FlippedHessian(RobustRegression):
 
 
 class FlippedRipple(CosineQuadratic):
-    """The same bug in cosine-quadratic, with its O(d) ``∇F`` switched off so
-    that (5) is assembled from ``hvp``."""
-
-    meta_grad = TaskFamily.meta_grad          # the base's: the capability is not offered
+    """The same bug in cosine-quadratic: replacing an oracle switches off the
+    inherited O(d) ``∇F`` (``offers``), so (5) is assembled from ``hvp``."""
 
     def hvp(self, w, i, v):
         return -super().hvp(w, i, v)
