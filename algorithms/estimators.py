@@ -29,6 +29,9 @@ class Algorithm:
     name: str = ""
     oracle_calls: int = 0
     exact: bool = False
+    #: the convergence theorem whose constants (step rule ``c``, conditions)
+    #: apply; ``None`` for an algorithm without one (give ``step_c`` then)
+    theorem: str | None = None
 
     def task_directions(self, family: TaskFamily, w: np.ndarray, tasks: np.ndarray, hyper,
                         rho: float, rng) -> np.ndarray:
@@ -50,7 +53,7 @@ class Algorithm:
 class MAML(Algorithm):
     """Update (3) with ``G_i = (I − α∇̃²f_i(w, D_h)) ∇̃f_i(w − α∇̃f_i(w, D_in), D_o)`` (6)."""
 
-    name, oracle_calls = "maml", 3
+    name, oracle_calls, theorem = "maml", 3, "maml"
 
     def task_directions(self, family, w, tasks, hyper, rho, rng):
         we, v = self._inner_and_outer(family, w, tasks, hyper, rng)
@@ -61,7 +64,7 @@ class MAML(Algorithm):
 class FOMAML(Algorithm):
     """First-order MAML (THEORY.md §5): ``G_i = ∇̃f_i(w − α∇̃f_i(w, D_in), D_o)``."""
 
-    name, oracle_calls = "fomaml", 2
+    name, oracle_calls, theorem = "fomaml", 2, "fomaml"
 
     def task_directions(self, family, w, tasks, hyper, rho, rng):
         return self._inner_and_outer(family, w, tasks, hyper, rng)[1]
@@ -72,7 +75,7 @@ class HFMAML(Algorithm):
     difference ``d_i = [∇̃f_i(w + δv_i, D_h) − ∇̃f_i(w − δv_i, D_h)]/(2δ)`` on one
     ``D_h`` batch for both points, ``δ = min{1/(6ρα‖v_i‖), delta_cap}``."""
 
-    name, oracle_calls = "hfmaml", 4
+    name, oracle_calls, theorem = "hfmaml", 4, "hfmaml"
 
     def delta_rule(self, hyper, rho):
         return lambda v_norm: hf_delta_formula(rho, hyper.alpha, v_norm, hyper.delta_cap)
@@ -89,7 +92,7 @@ class HFMAML(Algorithm):
 class Exact(Algorithm):
     """Steps along the exact ``∇F`` of (5): infinite batches."""
 
-    name, oracle_calls, exact = "exact", 0, True
+    name, oracle_calls, exact, theorem = "exact", 0, True, "maml"     # the MAML theorem with infinite batches
 
 
 #: The algorithms by name (``Hyper.algorithm`` names one of them).

@@ -55,8 +55,8 @@ class Hyper:
     delta_cap: float = 1.0
 
     def __post_init__(self):
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
+        if self.algorithm not in _ESTIMATORS:              # the live registry: user algorithms count
+            raise ValueError(f"algorithm must be one of {tuple(_ESTIMATORS)}, got {self.algorithm!r}")
         if self.step not in STEP_RULES:
             raise ValueError(f"step must be one of {STEP_RULES}, got {self.step!r}")
         object.__setattr__(self, "alpha", check_positive("alpha", self.alpha, allow_zero=True))
@@ -80,7 +80,11 @@ class Hyper:
         """The adaptive rule's ``c`` in ``β_k = 1/(c·L̃(w_k))``; exact mode uses MAML's."""
         if self.step_c is not None:
             return self.step_c
-        return lit.STEP_C.get(self.algorithm, lit.STEP_C["maml"])
+        theorem = _ESTIMATORS[self.algorithm].theorem
+        if theorem not in lit.STEP_C:
+            raise ValueError(f"algorithm {self.algorithm!r} has no theorem that fixes c in β_k = 1/(c·L̃): "
+                             f"give step_c, or step='constant' with beta")
+        return lit.STEP_C[theorem]
 
     def resolved(self, constants) -> "Hyper":
         """A copy with ``B_prime`` and ``D_beta`` set to the theorem's minimum

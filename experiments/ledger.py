@@ -1,9 +1,9 @@
 """The proof ledger: every inequality of the proof of (14), evaluated on a run.
 
 Given a family, a ``Hyper`` (MAML or exact gradients), seeds, a budget and a
-target ``ε``, ``evaluate`` steps the trajectory itself (``outer_step`` on the
-per-seed streams, all seeds at once) and puts each step of the proof of
-THEORY.md §4 (seed §4.2) beside its measured value:
+target ``ε``, ``evaluate`` takes the run from the trajectory engine
+(``algorithms.engine``: the same iterates as ``run`` with these seeds) and puts
+each step of the proof of THEORY.md §4 (seed §4.2) beside its measured value:
 
 * (7), (8): the moments of ``G_i`` (6) at sampled iterates, from many
   independent draws per task at that ``w_k`` (exact over the task
@@ -264,7 +264,12 @@ def evaluate(family: TaskFamily, hyper: Hyper, *, eps: float, seeds=8, budget: i
     gF = grad_F(family, W, alpha)                                # (K+1, R, d)
     gn_mean = np.linalg.norm(gF, axis=-1).mean(-1)
     F0 = float(Fw[0].mean())
-    Delta = F0 - family.inf_f_lower()
+    try:
+        inf_f = float(family.inf_f_lower())
+    except NotImplementedError:
+        raise ValueError(f"family {family.name!r} certifies no lower bound on inf F (inf_f_lower): "
+                         f"the rate (14) needs Δ (A1)") from None
+    Delta = F0 - inf_f
     floor = float(bounds.noise_floor(algorithm=hyper.algorithm, L=L, rho=rho, sigma=sigma, sigma_tilde=s_t, alpha=alpha, B=hyper.B, D_in=hyper.D_in, D_o=hyper.D_o))
     thr = max(eps, floor)
     conds = (assumption_conditions(family, used, Delta) + check_conditions(used, hyper)
@@ -365,7 +370,7 @@ def evaluate(family: TaskFamily, hyper: Hyper, *, eps: float, seeds=8, budget: i
     config = {"family": family.name, "family_params": params, **hyper.as_dict(), "eps": eps, "seeds": R,
               "budget": budget, "iterations": K, "stopped": stopped, "root": root, "points": int(ks.size),
               "draws": draws, "reps": reps, "cond_reps": cond_reps, "delta": delta, "w0": _describe_w0(w0),
-              **{f"{n}_used": x for n, x in v.items()}, "F_w0": F0, "inf_f_lower": family.inf_f_lower(),
+              **{f"{n}_used": x for n, x in v.items()}, "F_w0": F0, "inf_f_lower": inf_f,
               "Delta": Delta, "noise_floor": floor, "threshold": thr, "T_star": T_star,
               "per_step_decrease": float(c11), "T_bound": T_bound, "T_measured": T_meas}
     consts = pd.DataFrame([{"constant": r["constant"], "used": v[r["constant"]], "certified": r["value"],

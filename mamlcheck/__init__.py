@@ -19,6 +19,15 @@ new family must pass.
 """
 from __future__ import annotations
 
+from pathlib import Path as _Path
+
+# Imported from a checkout's root with a non-editable install, this folder
+# shadows the installed package: let it find its subpackages, which are the
+# checkout's top-level folders.
+_root = _Path(__file__).resolve().parent.parent
+if (_root / "pyproject.toml").is_file() and (_root / "problems" / "__init__.py").is_file():
+    __path__.append(str(_root))
+
 from mamlcheck import literature
 from mamlcheck.problems import FAMILIES, family_parameters, make_family
 from mamlcheck.problems.base import CAPABILITIES, Constant, Constants, NotAvailable, TaskFamily

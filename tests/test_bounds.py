@@ -229,9 +229,9 @@ def test_fomaml_floor_stays_of_order_alpha_L_sigma(L, s, aL, rho):
 def test_only_fomaml_keeps_a_floor_with_infinite_batches():
     huge = 10 ** 12                                 # set A: αLσ = 0.1
     kw = {n: A[n] for n in ("L", "rho", "sigma", "sigma_tilde", "alpha")} | dict(B=huge, D_in=huge, D_o=huge)
-    assert bd.noise_floor("maml", **kw) < 1e-4
-    assert bd.noise_floor("fomaml", **kw) == pytest.approx(math.sqrt(14 * 1.075 * 20 * 0.01), rel=1e-5)
-    assert bd.noise_floor("fomaml", **(kw | dict(sigma=0.0, sigma_tilde=0.5, alpha=0.05))) < 1e-4   # σ = 0
+    assert bd.noise_floor(algorithm="maml", **kw) < 1e-4
+    assert bd.noise_floor(algorithm="fomaml", **kw) == pytest.approx(math.sqrt(14 * 1.075 * 20 * 0.01), rel=1e-5)
+    assert bd.noise_floor(algorithm="fomaml", **(kw | dict(sigma=0.0, sigma_tilde=0.5, alpha=0.05))) < 1e-4   # σ = 0
 
 
 @given(T=st.integers(1, 2000), aL=st.floats(0.0, 1.0 / 6.0))
@@ -310,8 +310,16 @@ def test_every_bound_refuses_a_second_positional_argument(name):
     sigma, L)`` against ``smooth_local_L(L, rho, ...)``): only the first symbol
     may go by position."""
     fn = getattr(bd, name)
-    with pytest.raises(TypeError, match="at most one positional"):
+    with pytest.raises(TypeError, match="positional"):
         fn(1.0, 2.0)
+
+
+@pytest.mark.parametrize("name", ["smooth_local_L", "noise_S", "noise_floor", "maml_bias", "hf_fd_error"])
+def test_a_bound_whose_first_symbol_is_a_constant_takes_none_by_position(name):
+    """``noise_S(2.0, constants=c)`` would otherwise let a positional σ silently
+    override the record's: constants and hyperparameters go by name only."""
+    with pytest.raises(TypeError, match="no positional argument"):
+        getattr(bd, name)(1.0)
 
 
 def test_constants_and_hyper_records_fill_in_the_symbols():
@@ -323,7 +331,7 @@ def test_constants_and_hyper_records_fill_in_the_symbols():
     assert bd.iterations_upper(A["eps"], constants=consts, alpha=A["alpha"], Delta=A["Delta"]) == explicit
     assert bd.iterations_upper(A["eps"], constants=consts, hyper=Hyp, Delta=A["Delta"]) == explicit
     floor = bd.noise_floor(constants=consts, hyper=Hyp)
-    assert floor == bd.noise_floor("maml", L=2.0, rho=3.0, sigma=1.0, sigma_tilde=0.5, alpha=0.05, B=20, D_in=4, D_o=2)
+    assert floor == bd.noise_floor(algorithm="maml", L=2.0, rho=3.0, sigma=1.0, sigma_tilde=0.5, alpha=0.05, B=20, D_in=4, D_o=2)
     # an explicit keyword wins over the record
     assert bd.iterations_upper(A["eps"], constants=consts, hyper=Hyp, Delta=A["Delta"], L=4.0) > explicit
 

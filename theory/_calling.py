@@ -30,6 +30,8 @@ CONSTANT_NAMES = ("L", "rho", "sigma", "sigma_tilde", "sigma_H")
 
 def _constant_values(constants) -> dict[str, float]:
     """Plain floats from a ``Constants`` record (``.values()``) or a mapping."""
+    if callable(getattr(constants, "constants", None)):      # a family: its certified constants
+        constants = constants.constants()
     values = constants.values() if hasattr(constants, "NAMES") else dict(constants)
     unknown = sorted(set(values) - set(CONSTANT_NAMES))
     if unknown:
@@ -41,12 +43,14 @@ def _kind(kind: str) -> Callable:
     """Declare a bound: register its kind (``KIND[name]``, ``fn.kind``) and make
     its symbols keyword arguments, so that no two can be swapped silently.
 
-    The wrapped function takes at most one positional argument (its first
-    symbol: ``ε``, or the measured quantity it bounds) and every other symbol
-    by name.  ``constants=`` (a ``Constants`` record or a mapping) supplies
-    ``L, rho, sigma, sigma_tilde, sigma_H`` and ``hyper=`` the fields
-    ``HYPER_FIELDS`` that are not given explicitly; an explicit keyword wins.
-    A missing or unknown symbol is a ``TypeError`` naming it.
+    The wrapped function takes every symbol by name, except that its first
+    symbol may go by position when it is ``ε`` or the measured quantity the
+    bound is about (never a constant or a hyperparameter, which a record
+    could also supply).  ``constants=`` (a ``Constants`` record, a family, or a
+    mapping) supplies ``L, rho, sigma, sigma_tilde, sigma_H`` and ``hyper=``
+    the fields ``HYPER_FIELDS`` (and ``cap`` from ``delta_cap``) that are not
+    given explicitly; an explicit keyword wins.  A missing or unknown symbol
+    is a ``TypeError`` naming it.
     """
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
@@ -55,20 +59,21 @@ def _kind(kind: str) -> Callable:
         sig = inspect.signature(fn)
         names = list(sig.parameters)
         required = [n for n, p in sig.parameters.items() if p.default is inspect.Parameter.empty]
+        positional = names[0] not in (*CONSTANT_NAMES, *HYPER_FIELDS, "Delta", "cap", "delta", "T")
 
         @functools.wraps(fn)
         def bound(*args, constants=None, hyper=None, **kw):
-            if len(args) > 1:
-                raise TypeError(f"{fn.__name__}() takes at most one positional argument ({names[0]}); "
-                                f"pass the others by name: {', '.join(names[1:])}")
+            if len(args) > int(positional):
+                first = f"at most one positional argument ({names[0]})" if positional else "no positional argument"
+                raise TypeError(f"{fn.__name__}() takes {first}; pass the symbols by name: {', '.join(names)}")
             if args:
                 if names[0] in kw:
                     raise TypeError(f"{fn.__name__}() got {names[0]} both by position and by name")
                 kw[names[0]] = args[0]
             if hyper is not None:
-                for n in HYPER_FIELDS:
+                for n, field in (*((f, f) for f in HYPER_FIELDS), ("cap", "delta_cap")):
                     if n in names and n not in kw:
-                        kw[n] = getattr(hyper, n)
+                        kw[n] = getattr(hyper, field)
             if constants is not None:
                 for n, v in _constant_values(constants).items():
                     if n in names and n not in kw:

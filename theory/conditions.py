@@ -43,7 +43,12 @@ class Condition:
 
 
 def _values(constants) -> dict[str, float]:
-    """Plain floats from a ``Constants`` record or a mapping, validated."""
+    """Plain floats from a ``Constants`` record, a family (its certified constants)
+    or a mapping, validated."""
+    if callable(getattr(constants, "constants", None)):
+        constants = constants.constants()
+    if not isinstance(constants, Mapping) and not hasattr(constants, "values"):
+        raise TypeError(f"constants must be a Constants record, a family or a mapping, got {type(constants).__name__}")
     v = dict(constants) if isinstance(constants, Mapping) else constants.values()
     missing = set(Constants.NAMES) - set(v)
     if missing:
@@ -132,6 +137,8 @@ def check_conditions(constants, hyper) -> list[Condition]:
     Returns:
         The conditions, in the order the theorem states them.
     """
+    if not hasattr(hyper, "algorithm"):
+        raise TypeError(f"check_conditions(constants, hyper): hyper must be a Hyper, got {type(hyper).__name__}")
     v = _values(constants)
     alg = hyper.algorithm
     if alg not in CONDITIONS:
