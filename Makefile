@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,cluster]'
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -20,7 +20,7 @@ test-thorough: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q -p no:cacheprovider
 
 reproduce: $(STAMP)
-	$(BIN)/python -m mamlcheck run-all --scale default
+	$(BIN)/python -m mamlcheck run-all --scale default $(if $(FORCE),--force,)
 
 bench: $(STAMP)
 	$(BIN)/python -m mamlcheck bench

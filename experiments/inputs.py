@@ -23,7 +23,7 @@ import tempfile
 
 import pandas as pd
 
-__all__ = ["check_int", "check_float", "check_output_path", "partial_path", "write_csv"]
+__all__ = ["check_int", "check_float", "check_output_path", "check_output_folder", "partial_path", "write_csv"]
 
 
 def _accepted(lo, hi, *, lo_open: bool = False) -> str:
@@ -92,6 +92,17 @@ def _probe_device(path: str) -> None:
         os.write(fd, b"")
     finally:
         os.close(fd)
+
+
+def check_output_folder(flag: str, folder) -> None:
+    """Create ``folder`` if needed and refuse, before any work, one that cannot
+    be created or written to."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{flag} {folder} cannot be created: {e.strerror}") from None
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {folder} is not a writable folder")
 
 
 def check_output_path(flag: str, path: str | None) -> None:

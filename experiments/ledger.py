@@ -203,7 +203,8 @@ def _resolve_constants(family, constants) -> Constants:
     raise ValueError(f"constants must be a Constants record or a mapping of values, got {type(constants).__name__}")
 
 
-def _check_args(hyper, eps, budget, points, draws, reps, cond_reps, delta):
+def check_args(hyper, eps, budget, points, draws, reps, cond_reps, delta):
+    """The ledger's arguments, checked before any work (``evaluate`` and the CLI)."""
     if not isinstance(hyper, Hyper):
         raise ValueError(f"hyper must be an algorithms.hyper.Hyper, got {type(hyper).__name__}")
     if hyper.algorithm not in ("maml", "exact"):
@@ -250,7 +251,7 @@ def evaluate(family: TaskFamily, hyper: Hyper, *, eps: float, seeds=8, budget: i
     Returns:
         The ``Ledger``.
     """
-    _check_args(hyper, eps, budget, points, draws, reps, cond_reps, delta)
+    check_args(hyper, eps, budget, points, draws, reps, cond_reps, delta)
     eps = float(eps)
     used = _resolve_constants(family, constants)
     v = used.values()

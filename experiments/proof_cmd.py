@@ -19,6 +19,7 @@ negative control the ledger must catch.
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -213,6 +214,12 @@ def build(args) -> Spec:
 
 def main(args) -> int:
     spec = build(args)
+    _, hyper, _, eps = spec.build()
+    ledger.check_args(hyper, eps, spec.budget, spec.points, spec.draws, spec.reps, spec.cond_reps, spec.delta)
+    if sys.stderr.isatty():
+        print(f"walking the proof on {spec.family}, {spec.seeds} seeds, budget {spec.budget} "
+              f"({spec.draws} draws per task, {spec.reps} replicated steps per point) ...", file=sys.stderr,
+              flush=True)
     led = spec.run()
     print(report_text(led))
     paths = write(led, spec, Path(args.out_dir))

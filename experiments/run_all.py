@@ -20,6 +20,7 @@ import pandas as pd
 
 from mamlcheck.theory.checks import Check
 
+from .inputs import check_output_folder
 from .cells import MAX_WORKERS, SCALES, collect, results_lock, run_cells
 from .registry import experiments, get
 
@@ -138,12 +139,7 @@ def _check_args(args) -> tuple[list, Path, Path]:
     else:
         figures = results / (f"report-{args.scale}" + ("-only" if args.only else ""))
     for flag, folder in (("--results", results), ("--figures", figures)):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ValueError(f"{flag} {folder} cannot be created: {e.strerror}") from None
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise ValueError(f"{flag} {folder} is not a writable folder")
+        check_output_folder(flag, folder)
     return mods, results, figures
 
 

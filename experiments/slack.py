@@ -32,6 +32,7 @@ The parts, one module each (all their names are importable from here):
 from __future__ import annotations
 
 import itertools
+import sys
 import time
 from pathlib import Path
 
@@ -41,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from . import style
+from .inputs import check_int, check_output_folder
 from .slack_checks import (MC_DELTA, MC_SAMPLES, PHIS, Check, all_checks, check_bias, check_first_moment,
                            check_fomaml_bias, check_hf_difference, check_maml_bias, check_second_moment,
                            check_second_moment_lemma, check_smoothness, check_step_size, fmt_const, passes)
@@ -77,13 +79,20 @@ def draw_report_case(index: int, root: int = ROOT_SEED) -> Case:
     raise AssertionError("unreachable")
 
 
-def compute(examples: int, root: int = ROOT_SEED, mc_samples: int = MC_SAMPLES, *, start: int = 0) -> pd.DataFrame:
+def compute(examples: int, root: int = ROOT_SEED, mc_samples: int = MC_SAMPLES, *, start: int = 0,
+            progress: bool = False) -> pd.DataFrame:
     """The tidy slack table: one row per draw × constant for draws ``start``…
     ``examples − 1``, the instance's parameters in columns.  Each draw is
     seeded by its index alone, so blocks of draws concatenate to the whole
     table.  Deterministic in ``(examples, root, mc_samples, start)``."""
     rows = []
+    t0 = time.monotonic()
     for k in range(start, examples):
+        if progress and k > start and (k - start) % 50 == 0 and sys.stderr.isatty():
+            el = time.monotonic() - t0
+            sys.stderr.write(f"\r  slack: {k - start}/{examples - start} draws, {el:.0f}s elapsed, "
+                             f"~{el / (k - start) * (examples - k):.0f}s left ")
+            sys.stderr.flush()
         case = draw_report_case(k, root)
         desc = case.describe()
         for chk in all_checks(case, mc_seed=k, mc_samples=mc_samples):
@@ -216,8 +225,9 @@ def markdown(table: pd.DataFrame, figures: list[Path], report_dir: Path) -> str:
     return "\n".join(out)
 
 
-def run(examples: int, results: Path, figures: Path, root: int = ROOT_SEED) -> tuple[pd.DataFrame, list[Path]]:
-    table = compute(examples, root)
+def run(examples: int, results: Path, figures: Path, root: int = ROOT_SEED,
+        progress: bool = False) -> tuple[pd.DataFrame, list[Path]]:
+    table = compute(examples, root, progress=progress)
     results.mkdir(parents=True, exist_ok=True)
     table.to_csv(results / f"{NAME}.csv", index=False)
     return table, plot(table, figures)
@@ -229,11 +239,15 @@ def configure(p) -> None:
     p.add_argument("--results", default="results", help="folder for slack.csv")
 
 
+MAX_EXAMPLES = 100_000     # about 25 minutes on two cores; more belongs in a sweep (run-all --scale full)
+
+
 def main(args) -> int:
-    if args.examples < 1:
-        raise ValueError(f"--examples must be >= 1, got {args.examples}")
+    check_int("--examples", args.examples, 1, MAX_EXAMPLES)
+    for flag, folder in (("--results", args.results), ("--out-dir", args.out_dir)):
+        check_output_folder(flag, folder)
     t0 = time.monotonic()
-    table, figs = run(args.examples, Path(args.results), Path(args.out_dir))
+    table, figs = run(args.examples, Path(args.results), Path(args.out_dir), progress=True)
     s = summary(table)
     with pd.option_context("display.max_colwidth", 60, "display.width", 200):
         print(s[["constant", "stated", "tightest_ratio", "median_ratio", "violations", "draws", "family"]]
