@@ -43,6 +43,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from functools import lru_cache
@@ -61,6 +62,41 @@ PACKAGES = ("mamlcheck", "mamlcheck.problems", "mamlcheck.theory", "mamlcheck.al
 TRAILER = b"#mamlcheck-cell v1 "
 #: ``--workers`` above this is refused (a few per core is already more than useful)
 MAX_WORKERS = 4 * (os.cpu_count() or 1)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is (like Ctrl-C's KeyboardInterrupt), so
+    that cleanup runs and nothing half-done is saved."""
+
+
+_SIGNALLED: list[int] = []
+
+
+@contextlib.contextmanager
+def deferred_signals():
+    """While a pool works, SIGINT and SIGTERM only note themselves; the waiting
+    loop raises them (``raise_if_signalled``).  An interrupt raised by the
+    handler itself could land inside a cleanup callback of the pool's
+    machinery, where Python prints "Exception ignored" and carries on: the
+    Ctrl-C would be lost."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in old:
+        signal.signal(s, lambda signum, frame: _SIGNALLED.append(signum))
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        _SIGNALLED.clear()
+
+
+def raise_if_signalled() -> None:
+    """Raise the first noted signal: ``KeyboardInterrupt`` (SIGINT) or ``Terminated``."""
+    if _SIGNALLED:
+        raise KeyboardInterrupt if _SIGNALLED[0] == signal.SIGINT else Terminated()
 
 
 class DamagedCell(ValueError):
@@ -198,10 +234,13 @@ class LocalPool:
             self.pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_worker_init,
                                             initargs=(os.getpid(),))
         pending = {self.pool.submit(compute_cell, module_name, p): p for p in jobs}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                yield pending.pop(fut), fut.result()
+        with deferred_signals():
+            while pending:
+                done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                raise_if_signalled()
+                for fut in done:
+                    yield pending.pop(fut), fut.result()
+                    raise_if_signalled()
 
     def abort(self) -> None:
         """Drop queued cells and kill the workers at once (part-finished cells are lost, never written)."""

@@ -13,6 +13,8 @@ import signal
 import sys
 import threading
 
+from .cells import Terminated
+
 # command -> (module, one-line help)
 COMMANDS = {
     "run": ("mamlcheck.experiments.run_cmd", "run one configuration over many seeds and summarise it"),
@@ -49,11 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised where the program is (like Ctrl-C's KeyboardInterrupt), so
-    that cleanup runs and nothing half-done is saved."""
-
-
 def _terminate(signum, frame):
     raise Terminated()
 
@@ -62,8 +59,14 @@ def main(argv=None) -> int:
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
             signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _terminate)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
     try:
         return int(args._main(args) or 0)
     except ValueError as e:              # invalid parameters: a clear message, status 2

@@ -19,6 +19,7 @@ new family must pass.
 """
 from __future__ import annotations
 
+import importlib
 from pathlib import Path as _Path
 
 # Imported from a checkout's root with a non-editable install, this folder
@@ -28,32 +29,51 @@ _root = _Path(__file__).resolve().parent.parent
 if (_root / "pyproject.toml").is_file() and (_root / "problems" / "__init__.py").is_file():
     __path__.append(str(_root))
 
-from mamlcheck import literature
-from mamlcheck.problems import FAMILIES, family_parameters, make_family
-from mamlcheck.problems.base import CAPABILITIES, Constant, Constants, NotAvailable, TaskFamily
-from mamlcheck.theory import bounds, conditions
-from mamlcheck.theory.checks import Check
-from mamlcheck.theory.conditions import check_conditions
-from mamlcheck.algorithms.estimators import ALGORITHMS, Algorithm
-from mamlcheck.algorithms.hyper import Hyper
-from mamlcheck.algorithms.objective import F, G_i, grad_F, local_L
-from mamlcheck.algorithms.engine import Step, trajectory
-from mamlcheck.algorithms.runner import RunResult, run
-from mamlcheck.algorithms.streams import SeedStreams
-from mamlcheck.experiments.ledger import Ledger
-from mamlcheck.experiments.ledger import evaluate as ledger
+# The API is loaded on first use (PEP 562), so that ``python -m mamlcheck``
+# starts quickly and a Ctrl-C while it starts is handled by the command line.
+_API = {
+    "literature": ("mamlcheck.literature", None),
+    "make_family": ("mamlcheck.problems", "make_family"), "FAMILIES": ("mamlcheck.problems", "FAMILIES"),
+    "family_parameters": ("mamlcheck.problems", "family_parameters"),
+    "TaskFamily": ("mamlcheck.problems.base", "TaskFamily"), "Constant": ("mamlcheck.problems.base", "Constant"),
+    "Constants": ("mamlcheck.problems.base", "Constants"),
+    "CAPABILITIES": ("mamlcheck.problems.base", "CAPABILITIES"),
+    "NotAvailable": ("mamlcheck.problems.base", "NotAvailable"),
+    "bounds": ("mamlcheck.theory.bounds", None), "conditions": ("mamlcheck.theory.conditions", None),
+    "check_conditions": ("mamlcheck.theory.conditions", "check_conditions"),
+    "Check": ("mamlcheck.theory.checks", "Check"),
+    "ALGORITHMS": ("mamlcheck.algorithms.estimators", "ALGORITHMS"),
+    "Algorithm": ("mamlcheck.algorithms.estimators", "Algorithm"),
+    "Hyper": ("mamlcheck.algorithms.hyper", "Hyper"),
+    "F": ("mamlcheck.algorithms.objective", "F"), "grad_F": ("mamlcheck.algorithms.objective", "grad_F"),
+    "G_i": ("mamlcheck.algorithms.objective", "G_i"), "local_L": ("mamlcheck.algorithms.objective", "local_L"),
+    "Step": ("mamlcheck.algorithms.engine", "Step"), "trajectory": ("mamlcheck.algorithms.engine", "trajectory"),
+    "RunResult": ("mamlcheck.algorithms.runner", "RunResult"), "run": ("mamlcheck.algorithms.runner", "run"),
+    "SeedStreams": ("mamlcheck.algorithms.streams", "SeedStreams"),
+    "Ledger": ("mamlcheck.experiments.ledger", "Ledger"), "ledger": ("mamlcheck.experiments.ledger", "evaluate"),
+}
 
-__all__ = [
-    "family", "make_family", "FAMILIES", "family_parameters", "TaskFamily", "Constant", "Constants",
-    "CAPABILITIES", "NotAvailable", "bounds", "conditions", "check_conditions", "Check", "literature",
-    "ALGORITHMS", "Algorithm", "Hyper", "F", "grad_F", "G_i", "local_L", "Step", "trajectory",
-    "RunResult", "run", "SeedStreams", "Ledger", "ledger", "__version__",
-]
+__all__ = ["family", *_API, "__version__"]
 
 __version__ = "0.2.0"
 
 
-def family(name: str, **params) -> TaskFamily:
+def family(name: str, **params):
     """The registered task family ``name`` built with ``params`` (``make_family``);
     unknown names and bad parameters raise ``ValueError`` naming them."""
+    from mamlcheck.problems import make_family
     return make_family(name, **params)
+
+
+def __getattr__(name: str):
+    if name not in _API:
+        raise AttributeError(f"module 'mamlcheck' has no attribute {name!r}")
+    module, attr = _API[name]
+    value = importlib.import_module(module)
+    value = value if attr is None else getattr(value, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *_API})
