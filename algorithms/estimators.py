@@ -73,7 +73,8 @@ class FOMAML(Algorithm):
 class HFMAML(Algorithm):
     """Hessian-free MAML (THEORY.md §6): ``G_i = v_i − α d_i`` with the central
     difference ``d_i = [∇̃f_i(w + δv_i, D_h) − ∇̃f_i(w − δv_i, D_h)]/(2δ)`` on one
-    ``D_h`` batch for both points, ``δ = min{1/(6ρα‖v_i‖), delta_cap}``."""
+    ``D_h`` batch for both points, the theorem's ``δ = 1/(6ρα‖v_i‖)`` (capped
+    at ``delta_cap`` only if the user sets one)."""
 
     name, oracle_calls, theorem = "hfmaml", 4, "hfmaml"
 

@@ -37,8 +37,9 @@ class Hyper:
         B_prime, D_beta: tasks and samples of the independent ``L̃`` estimate;
             ``None`` means the theorem's minimum for the family (§3).
         step_c: override of ``c`` in the adaptive rule (``None``: the theorem's).
-        delta_cap: HF-MAML's ``δ`` when ``ρα‖v‖ = 0`` (the central difference
-            is then exact) and its upper limit otherwise.
+        delta_cap: an upper limit on HF-MAML's ``δ``; ``None`` (the default)
+            uses the theorem's ``δ = 1/(6ρα‖v‖)`` (THEORY.md §6); a cap that
+            binds leaves the theorem, and ``theory.conditions`` says so.
     """
 
     algorithm: str = "maml"
@@ -52,7 +53,7 @@ class Hyper:
     B_prime: int | None = None
     D_beta: int | None = None
     step_c: float | None = None
-    delta_cap: float = 1.0
+    delta_cap: float | None = None
 
     def __post_init__(self):
         if self.algorithm not in _ESTIMATORS:              # the live registry: user algorithms count
@@ -73,7 +74,8 @@ class Hyper:
             raise ValueError("beta is only used with step='constant'; use step_c to scale the adaptive rule")
         if self.step_c is not None:
             object.__setattr__(self, "step_c", check_positive("step_c", self.step_c))
-        object.__setattr__(self, "delta_cap", check_positive("delta_cap", self.delta_cap))
+        if self.delta_cap is not None:
+            object.__setattr__(self, "delta_cap", check_positive("delta_cap", self.delta_cap))
 
     @property
     def c(self) -> float:

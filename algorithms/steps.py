@@ -7,8 +7,8 @@ one call evaluates ``R × B`` stochastic meta-gradients with no Python loop.
 * FO-MAML (THEORY.md §5): ``G_i = ∇̃f_i(w − α∇̃f_i(w, D_in), D_o)``.
 * HF-MAML (THEORY.md §6): ``G_i = v_i − α d_i``,
   ``d_i = [∇̃f_i(w + δv_i, D_h) − ∇̃f_i(w − δv_i, D_h)]/(2δ)``, one ``D_h`` for
-  both points, ``δ = 1/(6ρα‖v_i‖)`` (``delta_cap`` when that is undefined, and
-  never above it).
+  both points, ``δ = 1/(6ρα‖v_i‖)`` (1 where that is undefined; never above a
+  ``delta_cap`` the user sets, which leaves the theorem).
 * exact: the direction is ``∇F(w)`` of (5) (infinite batches).
 
 The algorithms are objects (``ALGORITHMS``, by name): each builds its

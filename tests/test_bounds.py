@@ -112,6 +112,8 @@ HAND = [
     (bd.hf_delta, (3, 0.05, 2, 0.5), 0.5),                                    # capped
     (bd.hf_delta, (0.5, 0.01, 3, 1.0), 1.0),                                  # 1/0.09 = 11.1, capped
     (bd.hf_delta, (0.0, 0.01, 3, 0.25), 0.25),                                # ρ = 0: the cap
+    (bd.hf_delta, (0.5, 0.01, 3, None), 1 / (6 * 0.5 * 0.01 * 3)),            # no cap: the theorem's 11.1
+    (bd.hf_delta, (0.0, 0.01, 3, None), 1.0),                                 # ρ = 0, no cap: exact, δ = 1
     # hard chain: T = ⌊ΔL/(1824ε²)⌋, ε′ = ε/(1 − αL), lower bound ⌈(T(ε′) − 1)/2⌉
     (bd.chain_T, (0.01, 10, 2), 109),                                         # 20/0.1824 = 109.65
     (bd.chain_T, (0.02, 7, 10), 95),                                          # 70/0.7296 = 95.94
@@ -215,7 +217,7 @@ def test_constants_2_and_one_sixth_of_8(L, aL, sigma_H, extra, s, D_in, D_o):
 @given(rho=pos, aL=st.floats(1e-4, lit.ALPHA_MAX_LD["hfmaml"]), L=pos, v=pos)
 def test_hf_delta_makes_direction_error_a_twelfth(rho, aL, L, v):
     alpha = aL / L
-    delta = bd.hf_delta(rho=rho, alpha=alpha, v_norm=v, cap=1e300)
+    delta = bd.hf_delta(rho=rho, alpha=alpha, v_norm=v)
     assert alpha * bd.hf_fd_error(rho=rho, delta=delta, v_norm=v) == pytest.approx(v / 12, rel=1e-9)
 
 

@@ -157,10 +157,11 @@ def _B_min(alg, v, hyper, theorem):
 
 def _delta_rule(alg, v, hyper, theorem):
     rule = f"1/({lit.HF_DELTA_DEN:g}ρα‖v_i‖)"
+    given = "the theorem's δ" if hyper.delta_cap is None else f"capped at {hyper.delta_cap:g}"
     return [Condition("delta_rule",
-                      f"δ = {rule}, capped at delta_cap; a smaller δ only shrinks the "
-                      "difference error ρδ‖v_i‖²/2 (THEORY.md §6)",
-                      f"δ ≤ {rule}", f"cap = {hyper.delta_cap:g}", True, theorem)]
+                      f"finite-difference step δ = {rule} (THEORY.md §6); a cap (delta_cap) replaces it "
+                      "wherever it binds, which the theorem does not cover",
+                      f"δ = {rule}", given, hyper.delta_cap is None, theorem)]
 
 
 #: Each theorem's conditions, in the order it states them (THEORY.md §4, §5, §6).

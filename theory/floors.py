@@ -135,28 +135,36 @@ def hf_fd_error(rho, delta, v_norm):
 
 
 @_kind("value")
-def hf_delta(rho, alpha, v_norm, cap):
-    """HF-MAML's finite-difference step ``δ = min{1/(6ρα‖v‖), cap}``; ``cap``
-    when ``ρα‖v‖ = 0`` (the difference is then exact).  THEORY.md §6.
+def hf_delta(rho, alpha, v_norm, cap=None):
+    """HF-MAML's finite-difference step, THEORY.md §6: the theorem's
+    ``δ = 1/(6ρα‖v‖)``; where ``ρα‖v‖ = 0`` the central difference is exact for
+    every ``δ`` and ``DELTA_WHEN_EXACT`` is used.  ``cap`` (a user's
+    ``Hyper.delta_cap``; ``None``: the theorem's δ) caps it, which leaves the
+    theorem (``theory.conditions`` reports it).
 
     Args:
         rho, alpha: constants and inner step; v_norm: ``‖v_i‖`` (float or array);
-        cap: the largest ``δ`` (``Hyper.delta_cap``).
+        cap: the largest ``δ``, or ``None``.
 
     Returns:
         ``δ``.
     """
     rho, alpha, v_norm = _nonneg("rho", rho), _nonneg("alpha", alpha), _nonneg("v_norm", v_norm)
-    return _out(hf_delta_formula(rho, alpha, v_norm, float(_pos("cap", cap))))
+    return _out(hf_delta_formula(rho, alpha, v_norm, None if cap is None else float(_pos("cap", cap))))
 
 
-def hf_delta_formula(rho: float, alpha: float, v_norm: np.ndarray, cap: float) -> np.ndarray:
+#: δ where ``ρα‖v‖ = 0``: the difference is then exact, whatever δ (THEORY.md §6)
+DELTA_WHEN_EXACT = 1.0
+
+
+def hf_delta_formula(rho: float, alpha: float, v_norm: np.ndarray, cap: float | None) -> np.ndarray:
     """``hf_delta`` without validation, for the steps' hot loop: the one
-    implementation of ``δ = min{1/(6ρα‖v‖), cap}`` (``cap`` where ``ρα‖v‖ = 0``)."""
+    implementation of ``δ = 1/(6ρα‖v‖)`` (``DELTA_WHEN_EXACT`` where ``ρα‖v‖ = 0``),
+    capped at ``cap`` unless it is ``None``."""
     r = rho * alpha * v_norm
     with np.errstate(divide="ignore", over="ignore"):
-        delta = np.where(r > 0, 1.0 / (lit.HF_DELTA_DEN * np.where(r > 0, r, 1.0)), np.inf)
-    return np.minimum(delta, cap)
+        delta = np.where(r > 0, 1.0 / (lit.HF_DELTA_DEN * np.where(r > 0, r, 1.0)), DELTA_WHEN_EXACT)
+    return delta if cap is None else np.minimum(delta, cap)
 
 
 # --- THEORY.md §7: the hard chain ------------------------------------------------------
