@@ -3,7 +3,7 @@
 Given a family, a ``Hyper`` (MAML or exact gradients), seeds, a budget and a
 target ``ε``, ``evaluate`` takes the run from the trajectory engine
 (``algorithms.engine``: the same iterates as ``run`` with these seeds) and puts
-each step of the proof of THEORY.md §4 (seed §4.2) beside its measured value:
+each step of the proof of THEORY.md §4 (explainer §4.2) beside its measured value:
 
 * (7), (8): the moments of ``G_i`` (6) at sampled iterates, from many
   independent draws per task at that ``w_k`` (exact over the task
@@ -18,7 +18,7 @@ each step of the proof of THEORY.md §4 (seed §4.2) beside its measured value:
 * (14): the first ``k`` with seed-averaged ``‖∇F(w_k)‖ ≤ ε`` against
   ``1600Δ(L + ρα(σ + ε))/ε²``, ``Δ ≤ F(w_0) − inf_f_lower()`` (A1).
 
-Every row reads ``left ≤ right`` in the seed's form.  ``left_lo``,
+Every row reads ``left ≤ right`` in the explainer's form.  ``left_lo``,
 ``left_hi`` bound the left side with confidence ``1 − δ`` (equal to ``left``
 where it is exact); the verdict is ``holds`` if ``left_hi ≤ right``,
 ``violated`` if ``left_lo > right`` (both up to rounding, ``ROUND_TOL``) and

@@ -2,7 +2,7 @@
 
 Runs the proof ledger (``experiments.ledger``) on one configuration, prints the
 run, its constants and conditions, and the ledger's summary (one row per step
-of seed §4.2: rows checked, held, worst slack, and the cause of any failure),
+of explainer §4.2: rows checked, held, worst slack, and the cause of any failure),
 and writes into ``--out-dir``: ``proof_walkthrough.md`` (each step stated,
 then its numbers from the same table), its figure ``proof_ledger.png/.svg``
 and the detailed rows ``proof_ledger.csv``.
@@ -299,7 +299,7 @@ def plot(led: ledger.Ledger, outdir: Path) -> list[Path]:
     bx.plot([], [], "o", color=style.ALT[4], mfc="none", label="row inconclusive")
     bx.set_xticks(range(len(steps)), steps)
     bx.set_yscale("log")
-    bx.set_xlabel("step of the proof (seed §4.2)")
+    bx.set_xlabel("step of the proof (explainer §4.2)")
     bx.set_ylabel("slack (≥ 1: held)")
     bx.set_title("room left in each inequality")
     bx.legend(loc="upper left")

@@ -137,10 +137,10 @@ def walkthrough(led: ledger.Ledger, command: str, figures: list[Path], out_dir: 
     out = [
         "# The proof of (14), walked on a real run",
         "",
-        "Each inequality of the convergence proof of MAML (seed §4.2; THEORY.md §3–§4) with the numbers of "
+        "Each inequality of the convergence proof of MAML (explainer §4.2; THEORY.md §3–§4) with the numbers of "
         "one run beside it. Reproduce with:",
         "", "```", command, "```", "",
-        "How to read the rows: every row reads *left ≤ right* in the seed's form. Where the left side is "
+        "How to read the rows: every row reads *left ≤ right* in the explainer's form. Where the left side is "
         f"estimated, its {1 - c['delta']:.6g} interval is given; a row **holds** if the interval's upper end "
         "is at most the right side, is **violated** if its lower end exceeds it, and is **inconclusive** "
         "otherwise (rounding tolerance on exact comparisons). **Slack** is the room left, at least 1 exactly "

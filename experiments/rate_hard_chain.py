@@ -158,17 +158,34 @@ def _eps_ticks(ax, eps) -> None:
     ax.tick_params(axis="x", labelrotation=35, labelsize=7.5)
 
 
+_LOWER_LEGEND = ("lower bound ⌊T(ε′)/2⌋ (§7); T(ε′) = coordinates of the chain built\n"
+                 "  for ε′ = ε/(1 − αL) (T=… below); a step reaches ≤ 2 new ones")
+_SLOPE_LABEL = "slope −2 (the rate of (14)), through the smallest-ε point"
+
+
+def _slope_anchor(table: pd.DataFrame) -> tuple[float, float] | None:
+    """The measured point at the smallest ε (exact MAML first): where the slope −2 guide passes."""
+    reached = table[table.first_k.notna()].assign(stoch=lambda d: d.algorithm == "maml")
+    if reached.empty:
+        return None
+    r = reached.sort_values(["eps", "stoch"]).iloc[0]
+    return float(r.eps), float(r.first_k)
+
+
 def plot(table: pd.DataFrame, outdir: Path) -> list[Path]:
-    """Left: measured iterations against ε with the lower bound and (14), log-log;
-    right: each bound divided by the measurement."""
-    fig, (ax, ax_r) = style.figure(2, figsize=(12.5, 6.0))
+    """Left: measured iterations against ε with the lower bound, (14) and a slope −2
+    guide, log-log; right: each bound divided by the measurement."""
+    fig, (ax, ax_r) = style.figure(2, figsize=(14.0, 6.6), gridspec_kw={"width_ratios": [1.3, 1.0]})
     grid = table.drop_duplicates("eps").sort_values("eps")
     pos = grid[grid.lower > 0]                       # ⌊T/2⌋ = 0 at T = 1 has no place on a log axis
     style.bound_line(ax, grid.eps, grid.upper, _UPPER_LABEL)
-    style.bound_line(ax, pos.eps, pos.lower, _LOWER_LABEL, lower=True)
+    style.bound_line(ax, pos.eps, pos.lower, _LOWER_LEGEND, lower=True)
     for _, r in grid.iterrows():
         ax.annotate(f"T={r['T']}", (r.eps, max(r.lower, 1)), textcoords="offset points", xytext=(0, -11),
                     ha="center", fontsize=7, color=style.LOWER)
+    anchor = _slope_anchor(table)
+    if anchor is not None:
+        style.slope_guide(ax, grid.eps, *anchor, slope=-2.0, label=_SLOPE_LABEL)
     markers = iter("o^sD")
     for j, series in enumerate(table.series.unique()):
         sub = _reached(table, series)
@@ -179,26 +196,25 @@ def plot(table: pd.DataFrame, outdir: Path) -> list[Path]:
         if len(sub) >= 3:
             fit = fit_line(np.log(sub.eps), np.log(sub.first_k))
             label += f"\n  log-log slope {fit['slope']:.2f}, 95% CI [{fit['lo']:.2f}, {fit['hi']:.2f}]"
-        line, = style.measured_line(ax, sub.eps, sub.first_k, label=label, color=style.ALT[j],
-                                    marker="s" if stochastic else "o", ls="none" if stochastic else "-",
-                                    mfc="none" if stochastic else None)
-        line.set_markersize(9 if stochastic else 4)
-        if stochastic:                               # it retraces exact MAML: no ratio of its own
-            continue
+        if stochastic:                               # open, on top: the exact points stay visible under it
+            ax.plot(sub.eps, sub.first_k, ls="none", marker="D", ms=8, mfc="none", mew=1.4, alpha=0.85,
+                    color=style.ALT[j], zorder=5, label=label + "\n  (open ◇ on top: same k as exact MAML)")
+            continue                                 # it retraces exact MAML: no ratio of its own
+        style.measured_line(ax, sub.eps, sub.first_k, label=label, color=style.ALT[j], zorder=3)
         m = next(markers)
         ax_r.plot(sub.eps, sub.upper / sub.first_k, color=style.BOUND, ls="--", marker=m, ms=4, lw=1.2,
                   label=f"(14) / measured — {series}")
         keep = sub.lower > 0
         ax_r.plot(sub.eps[keep], (sub.lower / sub.first_k)[keep], color=style.LOWER, ls="-.", marker=m, ms=4,
-                  lw=1.2, label=f"lower bound / measured — {series}")
+                  lw=1.2, label=f"lower bound ⌊T(ε′)/2⌋ / measured — {series}")
     ax.set(xscale="log", yscale="log", xlabel="target ε (first k with ‖∇F(w_k)‖ ≤ ε)",
            ylabel="iterations k", title=f"Hard chain (Δ = {grid.Delta.iloc[0]:g}, L = {grid.L.iloc[0]:g}, "
                                         "α = 1/(6L)): T(ε′) coordinates, ε′ = ε/(1−αL)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=7.5)
+    style.legend_below(ax, ncol=2, gap=0.17, fontsize=7.5)
     ax_r.axhline(1.0, color="0.3", lw=1.0)
     ax_r.set(xscale="log", yscale="log", xlabel="target ε", ylabel="bound / measured iterations",
              title="Each bound divided by the measurement (1 = tight)")
-    ax_r.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1, fontsize=7.5)
+    style.legend_below(ax_r, ncol=1, gap=0.17, fontsize=7.5)
     for a in (ax, ax_r):
         _eps_ticks(a, grid.eps)
     return style.save(fig, outdir, NAME)

@@ -12,6 +12,7 @@ names a folder.  One ``run-all`` at a time per results folder (a lock).
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -97,11 +98,40 @@ def claims_markdown(title: str, figures: list[Path], checks: list[Check], report
     return "\n".join(out)
 
 
-def report_section(mod, table: pd.DataFrame, figs: list[Path], figures: Path, results: Path) -> str:
+def report_section(mod, table: pd.DataFrame, figs: list[Path], figures: Path, results: Path,
+                   checks: list[Check]) -> str:
     """The experiment's own section if it has one (``section``), else its claims table."""
     if hasattr(mod, "section"):
         return mod.section(table, figs, figures, results)
-    return claims_markdown(mod.TITLE, figs, mod.claims(table), figures)
+    return claims_markdown(mod.TITLE, figs, checks, figures)
+
+
+def _anchor(title: str) -> str:
+    """The anchor a Markdown renderer gives the heading ``## title`` (GitHub's rule)."""
+    return re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", title.lower()))
+
+
+SUMMARY_HEAD = ("| experiment | claims | hold | violated | inconclusive | measured, no bound |",
+                "|---|---|---|---|---|---|")
+
+
+def summary_markdown(rows: list[tuple[str, list[Check]]]) -> str:
+    """The report's first table: per experiment (linked to its section) how many
+    claims held, were violated, were inconclusive or are measurements without a
+    bound; then the violated claims by name, so a reader sees at once where the
+    measurements and the theory disagree."""
+    out = ["## Summary", "", *SUMMARY_HEAD]
+    violated = []
+    for title, checks in rows:
+        n = {v: sum(c.verdict == v for c in checks) for v in ("holds", "violated", "inconclusive", "measured")}
+        out.append(f"| [{title}](#{_anchor(title)}) | {len(checks)} | {n['holds']} | {n['violated']} | "
+                   f"{n['inconclusive']} | {n['measured']} |")
+        violated += [f"* {c.statement} ({title}): {verdict_cell(c)}" for c in checks if c.verdict == "violated"]
+    out.append("")
+    if violated:
+        out += ["Violated claims (a violated claim is a measured disagreement with the statement in its "
+                "row; where it is a shape the theory does not guarantee, the section says so):", "", *violated, ""]
+    return "\n".join(out)
 
 
 def run_experiment(mod, scale: str, results: Path, figures: Path, *, force=False, workers=2, progress=True,
@@ -114,7 +144,8 @@ def run_experiment(mod, scale: str, results: Path, figures: Path, *, force=False
     table.to_csv(tmp, index=False)
     os.replace(tmp, results / f"{mod.NAME}.csv")
     figs = mod.plot(table, figures)
-    return counts, figs, report_section(mod, table, figs, figures, results)
+    checks = mod.claims(table)
+    return counts, figs, report_section(mod, table, figs, figures, results, checks), checks
 
 
 def _check_args(args) -> tuple[list, Path, Path]:
@@ -150,13 +181,14 @@ def main_run_all(args) -> int:
         from .cluster import DaskBackend
         backend = DaskBackend(args.cluster)
     with results_lock(results):
-        sections = [REPORT_HEAD.format(scale=args.scale)]
+        sections, summary = [], []
         t0 = time.monotonic()
         try:
             for mod in mods:
                 t = time.monotonic()
-                counts, figs, section = run_experiment(mod, args.scale, results, figures, force=args.force,
-                                                       workers=args.workers, backend=backend)
+                counts, figs, section, checks = run_experiment(mod, args.scale, results, figures, force=args.force,
+                                                               workers=args.workers, backend=backend)
+                summary.append((mod.TITLE, checks))
                 print(f"{mod.NAME}: {counts['computed']} cells computed, {counts['cached']} cached"
                       + (f" ({counts['damaged']} damaged, recomputed)" if counts["damaged"] else "")
                       + f", {time.monotonic() - t:.1f}s", flush=True)
@@ -165,7 +197,7 @@ def main_run_all(args) -> int:
             if backend is not None:
                 backend.shutdown()
         tmp = figures / ".REPORT.md.tmp"
-        tmp.write_text("\n".join(sections))
+        tmp.write_text("\n".join([REPORT_HEAD.format(scale=args.scale), summary_markdown(summary), *sections]))
         os.replace(tmp, figures / "REPORT.md")
     print(f"wrote {figures / 'REPORT.md'} ({time.monotonic() - t0:.1f}s)")
     return 0

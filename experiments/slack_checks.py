@@ -102,7 +102,7 @@ def check_first_moment(m: Moments) -> list[Check]:
              ("(7): 0.08σ̃²/D_in", lit.M1_NOISE, bounds.first_moment_bound(grad_F_norm=0.0, sigma_tilde=s, D_in=D_in)))
     scale = float(m.family.p @ np.linalg.norm(m.EGi, axis=-1)) ** 2 + gF ** 2
     atol = _atol(scale) + _sq_atol(np.linalg.norm(m.EG) + gF, m.tol)
-    return [_check("(7)", STATEMENTS["(7)"], "seed (7), THEORY.md §4", "upper", float(m.EG @ m.EG),
+    return [_check("(7)", STATEMENTS["(7)"], "explainer (7), THEORY.md §4", "upper", float(m.EG @ m.EG),
                    bounds.first_moment_bound(grad_F_norm=gF, sigma_tilde=s, D_in=D_in), parts, atol)]
 
 
@@ -114,7 +114,7 @@ def check_second_moment(m: Moments) -> list[Check]:
              ("(8): 14σ²", lit.M2_SIGMA, lit.M2_SIGMA * sig ** 2),
              ("(8): 2σ̃²/D_o", lit.M2_DO, lit.M2_DO * s ** 2 / D_o),
              ("(8): σ̃²/(6D_in)", lit.M2_DIN, lit.M2_DIN * s ** 2 / D_in))
-    return [_check("(8)", STATEMENTS["(8)"], "seed (8), THEORY.md §4", "upper", m.EG2,
+    return [_check("(8)", STATEMENTS["(8)"], "explainer (8), THEORY.md §4", "upper", m.EG2,
                    bounds.second_moment_bound(grad_F_norm=gF, sigma=sig, sigma_tilde=s, D_in=D_in, D_o=D_o), parts,
                    _atol(m.EG2) + _sq_atol(math.sqrt(max(m.EG2, 0.0)), m.tol) + m.tol2)]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -22,11 +23,31 @@ RC = {
 }
 
 
-def figure(ncols: int = 1, **kw):
-    """A new figure with the suite's style."""
+REFERENCE = "0.45"        # guide lines (a rate's slope): thin, grey
+
+
+def figure(ncols: int = 1, nrows: int = 1, **kw):
+    """A new figure with the suite's style (``nrows`` rows of ``ncols`` panels)."""
     plt.rcParams.update(RC)
-    size = kw.pop("figsize", (6.4 * ncols if ncols > 1 else 6.4, 4.2))
-    return plt.subplots(1, ncols, figsize=size, **kw)
+    size = kw.pop("figsize", (6.4 * ncols if ncols > 1 else 6.4, 4.2 * nrows))
+    return plt.subplots(nrows, ncols, figsize=size, **kw)
+
+
+def legend_below(ax, ncol: int = 1, gap: float = 0.2, **kw):
+    """The axes' legend under its x label, out of the data's way."""
+    return ax.legend(loc="upper center", bbox_to_anchor=(0.5, -gap), ncol=ncol, **kw)
+
+
+def slope_guide(ax, x, x0: float, y0: float, slope: float, label: str, **kw):
+    """A reference line ``y = y0·(x/x0)^slope`` over ``x`` (log-log): thin, grey, dashed."""
+    x = np.asarray(x, float)
+    return ax.plot(x, y0 * (x / x0) ** slope, ls="--", color=REFERENCE, lw=1.1, label=label, zorder=1, **kw)
+
+
+def confidence_text(delta: float) -> str:
+    """A confidence level as a reader says it: ``1 − δ = 0.999999`` becomes
+    ``99.9999 % interval (false-alarm 1e-6)``, not a string of nines."""
+    return f"{100 * (1 - delta):.10g} % interval (false-alarm {delta:.0e})".replace("e-0", "e-")
 
 
 def bound_line(ax, x, y, label, lower: bool = False, **kw):

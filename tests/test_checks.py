@@ -155,3 +155,16 @@ def test_claims_markdown_prints_one_row_per_check(tmp_path):
     md = claims_markdown("T", [], [_check(), _check("report", measured=0.5)], tmp_path)
     rows = [line for line in md.splitlines() if line.startswith("| x")]
     assert rows == ["| x ≤ b | 1 | 2 | holds |", "| x ≤ b | 0.5 | 2 | measured |"]
+
+
+def test_the_report_summary_counts_verdicts_and_names_every_violated_claim():
+    from mamlcheck.experiments.run_all import _anchor, summary_markdown
+    checks = [Check("a ≤ 1", "(7)", 0.5, 1.0), Check("b ≤ 1", "(8)", 2.0, 1.0),
+              Check("c", "§3", 1.0, 2.0, "report"), Check("d ≤ 1", "(9)", 0.9, 1.0, lo=0.5, hi=1.5)]
+    text = summary_markdown([("The rate is tight: iterations (14)", checks)])
+    row = next(line for line in text.splitlines() if line.startswith("| [The rate"))
+    assert row.endswith("| 4 | 1 | 1 | 1 | 1 |")
+    assert _anchor("The rate is tight: iterations (14)") == "the-rate-is-tight-iterations-14"
+    assert "(#the-rate-is-tight-iterations-14)" in row
+    assert "* b ≤ 1 (The rate is tight: iterations (14)): violated" in text
+    assert "a ≤ 1 (" not in text

@@ -144,7 +144,7 @@ def test_the_registered_proof_experiment_writes_the_walkthrough_and_links_it(tmp
     from mamlcheck.experiments import proof_ledger
     from mamlcheck.experiments.run_all import run_experiment
     monkeypatch.setitem(proof_cmd.SIZES, "tiny", dict(seeds=2, points=2, draws=50, reps=50, cond_reps=1))
-    _, figs, section = run_experiment(proof_ledger, "tiny", tmp_path / "results", tmp_path / "figures", workers=1,
+    _, figs, section, _ = run_experiment(proof_ledger, "tiny", tmp_path / "results", tmp_path / "figures", workers=1,
                                       progress=False)
     assert (tmp_path / "figures" / "proof_walkthrough.md").exists()
     assert (tmp_path / "results" / "proof_ledger.csv").exists()

@@ -242,7 +242,7 @@ def test_slack_report_is_deterministic_and_complete(tmp_path):
     assert s["violations"].sum() == 0
     from mamlcheck.experiments import slack_report
     from mamlcheck.experiments.run_all import run_experiment
-    _, _, text = run_experiment(slack_report, "tiny", tmp_path / "results", tmp_path / "figures", workers=1,
+    _, _, text, _ = run_experiment(slack_report, "tiny", tmp_path / "results", tmp_path / "figures", workers=1,
                                 progress=False)
     assert (tmp_path / "results" / "slack.csv").exists() and (tmp_path / "figures" / "slack.png").exists()
     assert "slack.png" in text and "| constant |" in text

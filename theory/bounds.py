@@ -3,7 +3,7 @@
 Each function takes the constants (``L, rho, sigma, sigma_tilde, sigma_H``,
 ``Delta``) and hyperparameters as plain numbers, returns a float (an array
 where an argument such as ``grad_F_norm`` is an array), and cites its equation
-of the seed (7)–(14) or its lemma of THEORY.md §3–§7.  Every literature
+of the explainer (7)–(14) or its lemma of THEORY.md §3–§7.  Every literature
 constant comes from ``theory.literature``.
 
 Each bound has a *kind* (``KIND[name]``, also ``fn.kind``): ``upper`` (the

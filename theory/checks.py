@@ -1,7 +1,7 @@
 """One shape for every comparison of a measurement with a bound.
 
 A ``Check`` holds what an inequality says (``statement``), where it comes from
-(``equation``: an equation number of the seed explainer, or a lemma of
+(``equation``: an equation number of the explainer, or a lemma of
 THEORY.md), the ``measured`` value beside the ``bound`` (PEPit's
 ``(measured, theoretical)`` pair), the bound's ``kind`` (``upper``: the
 measured quantity must not exceed it; ``lower``: must not fall below it) and

@@ -3,8 +3,8 @@
 Pure functions of constants and conditions (no trajectories): the proof
 ledger (``experiments.ledger``) evaluates these statements on a run, the
 walkthrough and the slack report print them.  Equation numbers are those of
-the seed explainer (*On the Convergence Theory of Gradient-Based
-Model-Agnostic Meta-Learning Algorithms*, explained; THEORY.md §4).
+the explainer, N. Ashtekar, *Model-Agnostic Meta-Learning: Theory Explained*
+(of Fallah, Mokhtari & Ozdaglar's proof; THEORY.md §4).
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ def first_moment_bound(grad_F_norm, sigma_tilde, D_in):
     Setting: MAML theorem conditions (``αL ≤ 1/6``).
     Guarantee: ``‖E[G_i(w)]‖² ≤`` the bound; 0.08 dominates ``2((1 + αL)αL)²``
     (``maml_bias`` squared, with ``(a + b)² ≤ 2a² + 2b²``).
-    Reference: seed (7), THEORY.md §4.
+    Reference: explainer (7), THEORY.md §4.
 
     Args:
         grad_F_norm: ``‖∇F(w)‖`` (float or array).
@@ -39,7 +39,7 @@ def second_moment_bound(grad_F_norm, sigma, sigma_tilde, D_in, D_o):
 
     Setting: MAML theorem conditions (``αL ≤ 1/6``, ``D_h ≥ ⌈2α²σ_H²⌉``).
     Guarantee: ``E‖G_i(w)‖² ≤`` the bound (task draw and all batches).
-    Reference: seed (8), THEORY.md §4 (the 2 and 1/6 from ``hessian_factor_sq ≤ 2``
+    Reference: explainer (8), THEORY.md §4 (the 2 and 1/6 from ``hessian_factor_sq ≤ 2``
     and ``second_moment_inner`` at ``φ = 2``; 40 and 14 are loose).
 
     Args:
@@ -62,7 +62,7 @@ def descent_rhs(F_w, beta, grad_dot_g, g_sq_norm, L_w):
 
     Guarantee: ``F(w_k − βg) ≤`` the bound (smoothness lemma, ``α ≤ 1/L``,
     for steps within the lemma's reach).
-    Reference: seed (9), THEORY.md §3–§4.
+    Reference: explainer (9), THEORY.md §3–§4.
 
     Args:
         F_w: ``F(w_k)``.
@@ -87,7 +87,7 @@ def conditional_rhs(F_w, beta_mean, beta_sq_mean, grad_dot_mean_G, mean_G_sq, G_
     Setting: ``β_k`` independent of the batch ``B_k`` (``L̃`` uses its own
     batches), ``B`` tasks drawn i.i.d. so that
     ``E‖(1/B)ΣG_i‖² ≤ ‖E[G]‖² + E‖G‖²/B``.
-    Reference: seed (10), THEORY.md §4.
+    Reference: explainer (10), THEORY.md §4.
 
     Args:
         F_w: ``F(w_k)``.
@@ -119,7 +119,7 @@ def per_step_decrease(eps, L, rho, alpha, sigma):
 
     Guarantee: ``E F(w_k) − E F(w_{k+1}) ≥`` this, but only while
     ``E‖∇F(w_k)‖`` exceeds ``max{ε, noise_floor}`` (it cannot hold for all ``k``).
-    Reference: seed (11), THEORY.md §4 (caveat).
+    Reference: explainer (11), THEORY.md §4 (caveat).
 
     Args:
         eps: target ``ε > 0``; L, rho, alpha, sigma: constants and inner step.
@@ -136,7 +136,7 @@ def telescoped_rhs(F_w0, T, eps, L, rho, alpha, sigma):
     """Telescoped decrease, equation (13): ``F(w_0) − T ε²/(1600(L + ρα(σ + ε)))``.
 
     Guarantee: ``E F(w_T) ≤`` this if ``E‖∇F(w_k)‖ > ε`` for all ``k < T``.
-    Reference: seed (12)–(13).
+    Reference: explainer (12)–(13).
 
     Args:
         F_w0: ``F(w_0)``; T: steps (integer ``≥ 0``, float or array).
@@ -156,7 +156,7 @@ def iterations_upper(eps, Delta, L, rho, alpha, sigma):
 
     Guarantee: the first ``k`` with ``E‖∇F(w_k)‖ ≤ ε`` (seed-averaged norm) comes
     no later than this, for ``ε`` above the noise floor.
-    Reference: seed (14), THEORY.md §4.
+    Reference: explainer (14), THEORY.md §4.
 
     Args:
         eps: target ``ε > 0`` (float or array).
