@@ -255,7 +255,7 @@ def plot(led: ledger.Ledger, outdir: Path) -> list[Path]:
                 label="F(w_k) − F(w_{k+1}), seed mean of the run")
         tiny = max(float(c["per_step_decrease"]) * 1e-2, 1e-300)
         style.measured_line(ax, d.k, d.decrease, np.maximum(d.decrease_lo, tiny), d.decrease_hi, marker=None,
-                            label=f"E F(w_k) − E F(w_{{k+1}}), {1 - led.config['delta']:.6g} interval")
+                            label=f"E F(w_k) − E F(w_{{k+1}}), {style.confidence_text(led.config['delta'])}")
         style.bound_line(ax, d.k, np.full(len(d), c["per_step_decrease"]), "guaranteed decrease (11)", lower=True)
         ax.set_yscale("log")
         ax.set_title(f"(11) while mean ‖∇F(w_k)‖ > max{{ε, floor}} = {ledger.fmt(c['threshold'])}")

@@ -11,6 +11,8 @@ import pandas as pd
 
 from mamlcheck import literature as lit
 from mamlcheck.experiments import ledger
+
+from . import style
 from mamlcheck.theory.conditions import conditions_table
 
 
@@ -141,7 +143,7 @@ def walkthrough(led: ledger.Ledger, command: str, figures: list[Path], out_dir: 
         "one run beside it. Reproduce with:",
         "", "```", command, "```", "",
         "How to read the rows: every row reads *left ≤ right* in the explainer's form. Where the left side is "
-        f"estimated, its {1 - c['delta']:.6g} interval is given; a row **holds** if the interval's upper end "
+        f"estimated, its {style.confidence_text(c['delta'])} is given; a row **holds** if the interval's upper end "
         "is at most the right side, is **violated** if its lower end exceeds it, and is **inconclusive** "
         "otherwise (rounding tolerance on exact comparisons). **Slack** is the room left, at least 1 exactly "
         "when the row holds: bound over measured for (7), (8), (14); the quadratic term over the actual "
