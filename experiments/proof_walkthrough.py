@@ -53,7 +53,8 @@ def _why(c: dict) -> dict[str, str]:
                  "seed-averaged ‖∇F(w_k)‖ exceeds max{ε, floor}. The decrease of E F is the mean over seeds "
                  f"of F(w_k) − E[F(w_{{k+1}})|F_k], the latter from {c['cond_reps']} replicated steps per seed "
                  "(Student-t interval over seeds)."),
-        "(13)": ("Summing (11) over k = 0..T−1 (12) telescopes its left side to E F(w_T), giving (13) for "
+        "(13)": ("(12): summing (11) over k = 0..T−1 gives E F(w_0) − E F(w_T) ≥ Tε²/(1600(L + ρα(σ + ε))), "
+                 "its left side telescoping to E F(w_T); that is (13) for "
                  "every T up to the first iteration at or below max{ε, floor}. The measured E F(w_T) is F(w_0) "
                  "minus the summed measured decreases of (11) (the same estimate, seed by seed)."),
         "(14)": ("Since F(w_T) ≥ inf F, (13) can hold only while T ≤ the bound, with Δ = F(w_0) − inf F (A1): "

@@ -301,7 +301,8 @@ def retrace_check(both: pd.DataFrame) -> Check:
     (or its seeds' spread) differs from exact MAML's."""
     same = (both.first_k == both.first_k_exact) & (both.first_k_seed_min == both.first_k_seed_max)
     n_diff = int((~same.fillna(False).astype(bool)).sum())
-    return Check(f"stochastic MAML (B = {B_TASKS}, identical tasks) retraces exact MAML: "
+    return Check(f"consistency check (one task, exact oracles, so it holds by construction): stochastic MAML "
+                 f"(B = {B_TASKS}) retraces exact MAML: "
                  f"first k at T = {', '.join(map(str, both['T']))}", "THEORY.md §7, one task",
                  n_diff, 0, "upper",
                  context={"measured_text": ", ".join(map(_iterations, both.first_k)),

@@ -34,6 +34,9 @@ Tables: `results/*.csv` (tidy, one row per observation); figures redraw with
 `python -m mamlcheck plot NAME`. Every number is a deterministic function of
 the command (same command, same table, bit for bit) except the wall-time
 cost of a step in the MAML-variants section, which measures the machine.
+The constants of the bounds are a transcription of Fallah, Mokhtari &
+Ozdaglar (AISTATS 2020) through N. Ashtekar's explainer, with the derivable
+ones re-derived (`mamlcheck/literature.py`, `docs/THEORY.md` and its errata).
 """
 
 

@@ -286,7 +286,8 @@ class RobustRegression(TaskFamily):
         self._constants = Constants(
             L=Constant(L_i.max(), False,
                        "A2: sup|φ''|·λ_max(S_i), S_i = (1/N)Σx_kx_kᵀ (−S_i ⪯ ∇²f_i ⪯ S_i); "
-                       "attained at zero residuals"),
+                       "the sup of φ'' is taken at zero residual, which noisy data need not reach (an upper "
+                       "bound, approached as the residuals shrink)"),
             rho=Constant(rho_i.max(), False,
                          "A3: sup|φ'''|·λ_max((1/N)Σ‖x_k‖x_kx_kᵀ), sup|φ'''| = (4+3√2)/8"),
             sigma=Constant(np.sqrt(sigma2), False,

@@ -149,7 +149,7 @@ def test_the_registered_proof_experiment_writes_the_walkthrough_and_links_it(tmp
     assert (tmp_path / "figures" / "proof_walkthrough.md").exists()
     assert (tmp_path / "results" / "proof_ledger.csv").exists()
     assert "(proof_walkthrough.md)" in section and "(proof_ledger.png)" in section
-    assert "(../results/proof_ledger.csv)" in section
+    assert "`../results/proof_ledger.csv`" in section and "(../results/" not in section   # named, not linked: not committed
 
 
 def test_the_ledger_survives_its_table_and_a_csv_round_trip(exact_ledger):
