@@ -5,12 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test test-thorough reproduce bench clean
+.PHONY: test test-thorough reproduce bench explore clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,cluster]'
+	$(BIN)/python -m pip install -q -e '.[test,cluster,explore]'
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -19,11 +19,19 @@ test: $(STAMP)
 test-thorough: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q -p no:cacheprovider
 
+# every experiment, then the proof explorer exported with its outputs as static HTML
+# (the export also writes a session snapshot beside the notebook, not kept)
 reproduce: $(STAMP)
 	$(BIN)/python -m mamlcheck run-all --scale default $(if $(FORCE),--force,)
+	$(BIN)/marimo export html docs/explorer.py -o figures/explorer.html -f
+	rm -rf docs/__marimo__
 
 bench: $(STAMP)
 	$(BIN)/python -m mamlcheck bench
+
+# the proof explorer as a read-only app in the browser (`marimo edit docs/explorer.py` to see its code)
+explore: $(STAMP)
+	$(BIN)/marimo run docs/explorer.py
 
 clean:
 	rm -rf $(VENV) results

@@ -32,7 +32,7 @@ with app.setup:
     import mamlcheck as mc
     from mamlcheck.experiments.ledger import fmt
     from mamlcheck.experiments.proof_walkthrough import walkthrough
-    from mamlcheck.theory.proof import NAMES, STATEMENTS, STEPS
+    from mamlcheck.theory.proof import DEPENDS, NAMES, STATEMENTS, STEPS
 
     EXPLAINER = "N. Ashtekar, *Model-Agnostic Meta-Learning: Theory Explained*"
 
@@ -55,7 +55,8 @@ with app.setup:
                               "then promises only the floor."),
         "hard-chain": ("the hard instance of Carmon et al.: under the theorem's step each coordinate of the "
                        "chain takes thousands of steps, so ε is not reached within the budget and (14) stays "
-                       "inconclusive; a constant β = 1/(5L) crosses it (outside the theorem: step_rule)."),
+                       "inconclusive; a constant β = 2/L reaches it in a few hundred (outside the theorem: "
+                       "step_rule)."),
     }
     # Monte Carlo sizes of the ledger.  Eight seeds rather than four: with four,
     # the Student-t interval of (11) at confidence 1 − 10⁻⁶ is wider than the
@@ -159,24 +160,35 @@ def conditions_frame(fam, hyper, led):
 @app.function
 def worst_rows(led):
     """Per step, the row with the least slack (the one closest to breaking its bound)."""
-    rows = led.rows.assign(slack=led.rows.slack.astype(float))
+    rows = led.rows.assign(slack=led.rows.slack.astype(float).fillna(np.inf))
     return {s: rows.loc[rows[rows.step == s].slack.idxmin()] for s in STEPS if (rows.step == s).any()}
 
 
 @app.function
+def resting_on(step, broken):
+    """The broken conditions that step ``step`` rests on (``theory.proof.DEPENDS``;
+    (11), (13), (14) rest on the whole theorem): its guarantee is void if any."""
+    deps = DEPENDS.get(step)
+    return [b for b in broken if deps is None or b in deps]
+
+
+@app.function
 def summary_frame(led):
-    """The ledger's summary, one row per step, with the statement and the
-    measured quantity and its bound at the step's worst row."""
+    """The ledger's summary, one row per step, with the statement, the
+    measured quantity and its bound at the step's worst row, and the broken
+    conditions that void the step's guarantee."""
     worst = worst_rows(led)
     out = []
     for s in led.summary.itertuples():
         w = worst.get(s.step)
+        void = resting_on(s.step, led.broken)
         out.append({"step": s.step, "inequality": s.name, "statement": STATEMENTS[s.step],
                     "measured": np.nan if w is None else float(w.measured),
                     "bound": np.nan if w is None else float(w.bound),
                     "worst_slack": s.worst_slack, "median_slack": s.median_slack,
                     "rows": s.rows, "held": s.held, "violated": s.violated, "inconclusive": s.inconclusive,
-                    "verdict": "n/a" if w is None else w.verdict, "cause": s.cause})
+                    "verdict": "n/a" if w is None else w.verdict,
+                    "guarantee": f"void: {', '.join(void)} broken" if void else "guaranteed", "cause": s.cause})
     return pd.DataFrame(out)
 
 
@@ -213,16 +225,18 @@ def trajectory_figure(led):
     if c["noise_floor"] > 0:
         ax.axhline(c["noise_floor"], color="C3", ls=":", lw=1.4,
                    label=f"noise floor of the theorem = {fmt(c['noise_floor'])}")
+    else:                                  # exact oracles: nothing to draw on a log scale
+        ax.plot([], [], color="C3", ls=":", label="noise floor of the theorem = 0")
     if np.isfinite(c["T_measured"]):
         ax.axvline(c["T_measured"], color="0.5", lw=0.8)
-        ax.annotate(f" first k with mean ≤ ε: {fmt(c['T_measured'])}", (c["T_measured"], c["eps"]),
-                    color="0.3", fontsize=8, va="bottom")
+        ax.annotate(f"first k with mean ≤ ε: {fmt(c['T_measured'])} ", (c["T_measured"], c["eps"]),
+                    color="0.3", fontsize=8, ha="right", va="bottom")
     ax.set_yscale("log")
     ax.set_xlabel("iteration k")
     ax.set_ylabel("‖∇F(w_k)‖")
     reached = fmt(c["T_measured"]) if np.isfinite(c["T_measured"]) else f"not reached in {c['iterations']}"
     ax.set_title(f"rate (14): first k with E‖∇F(w_k)‖ ≤ ε  ≤  1600Δ(L + ρα(σ + ε))/ε² = {fmt(c['T_bound'])}"
-                 f"\nmeasured: {reached}   (Δ ≤ {fmt(c['Delta'])}, run {c['stopped']})", fontsize=9)
+                 f"\nmeasured: {reached}   (Δ ≤ {fmt(c['Delta'])}; the run stopped: {c['stopped']})", fontsize=9)
     ax.legend(fontsize=8, loc="upper right")
     ax.grid(True, which="both", alpha=0.25)
     return fig
@@ -261,7 +275,7 @@ def md_table(df, columns):
         if isinstance(x, (bool, np.bool_)):
             return "✓ yes" if x else "**✗ NO**"
         return (fmt(x) if isinstance(x, (int, float, np.integer, np.floating)) else str(x)).replace("|", "\\|")
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(c.replace("_", " ") for c in columns) + " |", "|" + "---|" * len(columns)]
     for r in df.itertuples():
         cells = [cell(getattr(r, c)) for c in columns]
         if not bool(getattr(r, "holds", True)) or getattr(r, "verdict", "holds") == "violated":
@@ -299,7 +313,7 @@ def _(family_ui):
     alpha_ui = mo.ui.slider(steps=ALPHA_STEPS, value=ALPHA_L, show_value=True,
                             label="α·L (inner step α as a multiple of 1/L; the theorem: ≤ 1/6 ≈ 0.1667)")
     step_ui = mo.ui.radio(options=STEP_RULES, value=next(iter(STEP_RULES)), label="step rule")
-    beta_ui = mo.ui.number(start=0.001, stop=2.0, step=0.001, value=round(BETA_L, 4),
+    beta_ui = mo.ui.number(start=0.001, stop=10.0, step=0.001, value=round(BETA_L, 4),
                            label="β·L (constant step only)")
     B_ui = mo.ui.slider(steps=BATCH_STEPS, value=20, show_value=True, label="B, tasks per step (the theorem: ≥ 20)")
     D_in_ui = mo.ui.slider(steps=BATCH_STEPS, value=10, show_value=True, label="D_in, inner batch")
@@ -353,11 +367,12 @@ def _(error, result):
     mo.stop(result is None, mo.callout(mo.md(f"**Not run**: {error}"), kind="danger"))
     _bad = result.conditions.name[~result.conditions.holds].tolist()
     _verdict = (mo.callout(mo.md("**Inside the theorem**: every condition below holds, so every "
-                                 "inequality of the proof is guaranteed on this run."), kind="success")
+                                 "inequality of the proof applies to this run."), kind="success")
                 if not _bad else
                 mo.callout(mo.md(f"**Outside the theorem**: {', '.join(_bad)} broken. The steps that rest on "
-                                 "them lose their guarantee; where a row fails, the ledger's *cause* column "
-                                 "names the broken condition."), kind="danger"))
+                                 "them lose their guarantee (the ledger's *guarantee* column says which); they "
+                                 "may still hold on this run, since the bounds are loose, and where a row "
+                                 "fails the *cause* column names the broken condition."), kind="danger"))
     mo.vstack([mo.md("## Conditions of the MAML theorem"), _verdict,
                mo.md(md_table(result.conditions, ["name", "required", "given", "holds", "statement"]))])
     return
@@ -378,7 +393,7 @@ def _(result):
     α = {fmt(_c['alpha'])}, noise floor {fmt(_c['noise_floor'])}, Δ ≤ {fmt(_c['Delta'])}.
     """),
         mo.md(md_table(result.summary, ["step", "inequality", "measured", "bound", "worst_slack", "held", "rows",
-                                        "verdict", "cause", "statement"])),
+                                        "verdict", "guarantee", "cause", "statement"])),
     ])
     return
 
