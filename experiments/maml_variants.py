@@ -322,8 +322,9 @@ def _tracking_claim(fl: pd.DataFrame) -> list[Check]:
     closer = int((hf < fo).sum())
     with np.errstate(divide="ignore", invalid="ignore"):
         worst = float(np.max((hf / fo).to_numpy()))          # NaN (0/0) propagates: inconclusive
-    return [Check("HF-MAML within x% of MAML: largest abs(plateau(HF)/plateau(MAML) − 1) in %, over "
-                  "σ(w*) > 0, equal steps (bound column: the same for FO-MAML)", "THEORY.md §6, HF-MAML",
+    return [Check("HF-MAML's plateau departs from MAML's less than FO-MAML's does: largest "
+                  "|plateau(HF)/plateau(MAML) − 1| in % over σ(w*) > 0, equal steps, the theorem's δ "
+                  "(bound column: the same for FO-MAML)", "THEORY.md §6, HF-MAML",
                   worst, 1.0, "upper",
                   context={"measured_text": f"{hf.max():.4g}", "bound_text": f"{fo.max():.4g}",
                            "note": f"HF-MAML closer to MAML than FO-MAML in {closer}/{len(hf)} configurations; "
