@@ -202,7 +202,8 @@ def _conditions_rows(led: ledger.Ledger) -> list[tuple[str, ...]]:
 _COND_HEADER = ("condition", "required", "given", "holds", "statement")
 
 
-_WORST_HEADER = ("step", "k", "seed", "left", "right", "measured", "bound", "slack", "verdict")
+_WORST_HEADER = ("step", "k", "seed", "left", "right", "measured", "bound", "slack", "verdict",
+                 "measured vs bound")
 
 
 def _worst_rows(led: ledger.Ledger) -> list[tuple[str, ...]]:
@@ -212,7 +213,7 @@ def _worst_rows(led: ledger.Ledger) -> list[tuple[str, ...]]:
         if r is not None:
             out.append((step, ledger.fmt(r.k), "mean" if pd.isna(r.seed) else str(int(r.seed)),
                         *(ledger.fmt(getattr(r, f)) for f in ("left", "right", "measured", "bound", "slack")),
-                        r.verdict))
+                        r.verdict, _COMPARED[step]))
     return out
 
 
