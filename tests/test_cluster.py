@@ -38,6 +38,8 @@ def cluster(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SWEEP_FIXTURE_LOG", str(log))
         backend = DaskBackend("local", workers=2)
+    from tests.conftest import TEST_ROOT, shift_stream_root
+    backend.client.run(shift_stream_root, TEST_ROOT)      # the same stream root as this process
     yield backend, log
     backend.shutdown()
 
