@@ -112,7 +112,9 @@ class DamagedCell(ValueError):
 def source_hash() -> str:
     """SHA-256 of every ``.py`` file of the installed package (``mamlcheck`` and
     its subpackages, wherever their folders are), names and contents."""
-    return hash_folders([Path(f) for pkg in PACKAGES for f in importlib.util.find_spec(pkg).submodule_search_locations])
+    # each package's own folder only (the first search location: ``mamlcheck``
+    # may also search a checkout's root, which holds the others and much more)
+    return hash_folders([Path(importlib.util.find_spec(pkg).submodule_search_locations[0]) for pkg in PACKAGES])
 
 
 def hash_folders(folders: list[Path]) -> str:
@@ -120,7 +122,7 @@ def hash_folders(folders: list[Path]) -> str:
     folder, the folder's name, and its bytes), in a fixed order."""
     h = hashlib.sha256()
     for folder in folders:
-        for path in sorted(Path(folder).rglob("*.py")):
+        for path in sorted(Path(folder).glob("*.py")):
             h.update(f"{Path(folder).name}/{path.relative_to(folder)}".encode())
             h.update(path.read_bytes())
     return h.hexdigest()[:16]
