@@ -59,24 +59,19 @@ def main(argv=None) -> int:
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
             signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _terminate)
+    command = ""                         # known once the command line is parsed
     try:
         args = build_parser().parse_args(argv)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Terminated:
-        print("terminated", file=sys.stderr)
-        return 143
-    try:
+        command = args.command
         return int(args._main(args) or 0)
     except ValueError as e:              # invalid parameters: a clear message, status 2
-        print(f"mamlcheck {args.command}: error: {e}", file=sys.stderr)
+        print(f"mamlcheck {command}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:              # the reader went away (e.g. `| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (OSError, OverflowError, MemoryError) as e:   # unwritable path, absurd sizes
-        print(f"mamlcheck {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"mamlcheck {command}: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
