@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test test-random test-thorough reproduce bench explore clean
+.PHONY: test test-random test-thorough reproduce bench explore clean mutate
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,17 @@ bench: $(STAMP)
 # the proof explorer as a read-only app in the browser (`marimo edit docs/explorer.py` to see its code)
 explore: $(STAMP)
 	$(BIN)/marimo run docs/explorer.py
+
+# mutation testing (mutmut) of the theory, constants, steps and runner; not part of
+# `make test`. Writes mutation/results.md. MUTATE="--all" takes every module of
+# [tool.mutmut] in pyproject.toml, MUTATE="theory/rate.py --minutes 10" one file
+# with a time cap (see mutation/run.py).
+$(VENV)/.mutate-stamp: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,cluster,explore,mutate]'
+	touch $@
+
+mutate: $(VENV)/.mutate-stamp
+	$(BIN)/python mutation/run.py $(MUTATE)
 
 clean:
 	rm -rf $(VENV) results
