@@ -168,3 +168,31 @@ def test_the_report_summary_counts_verdicts_and_names_every_violated_claim():
     assert "(#the-rate-is-tight-iterations-14)" in row
     assert "* b ≤ 1 (The rate is tight: iterations (14)): violated" in text
     assert "a ≤ 1 (" not in text
+
+
+# --- the per-term slack of the slack report (a gap found by mutation testing) -------------
+def test_term_slack_of_an_upper_bound_is_stated_over_needed_per_term():
+    """(7)'s shape: bound = 2·g + 0.08·s with g = s = 1 and measured 1.5.  The
+    factor 2 would have sufficed down to (1.5 − 0.08)/1 = 1.42 (ratio 2/1.42);
+    the 0.08 term is not needed at all (the other term covers 1.5: ratio ∞);
+    the whole bound has slack 2.08/1.5."""
+    c = Check("(7)", "(7)", 1.5, 2.08, "upper", parts=(("2‖∇F‖²", 2.0, 2.0), ("0.08σ̃²/D_in", 0.08, 0.08)))
+    rows = c.term_slack()
+    assert [r["constant"] for r in rows] == ["2‖∇F‖²", "0.08σ̃²/D_in", "(7): whole bound"]
+    assert rows[0]["needed"] == pytest.approx(1.42, rel=1e-12) and rows[0]["ratio"] == pytest.approx(2 / 1.42)
+    assert rows[1]["ratio"] == float("inf")
+    assert rows[2]["ratio"] == pytest.approx(2.08 / 1.5, rel=1e-12)
+    assert [r["term"] for r in rows] == [0, 1, 2]
+
+
+def test_term_slack_of_a_lower_bound_is_needed_over_stated():
+    """The step-size lemma's shape: E[1/L̃] ≥ 0.8/L(w) with L(w) = 2 and measured
+    0.5: the factor that would have sufficed is 0.5·2 = 1.0, ratio 1.0/0.8."""
+    c = Check("E[1/L̃]", "§3", 0.5, 0.4, "lower", parts=(("0.8/L(w)", 0.8, 0.4),))
+    (row,) = c.term_slack()
+    assert row["needed"] == pytest.approx(1.0, rel=1e-12) and row["ratio"] == pytest.approx(1.25, rel=1e-12)
+
+
+def test_terms_that_vanish_or_have_no_constant_give_no_row():
+    c = Check("x", "(8)", 1.0, 3.0, "upper", parts=(("a", 0.0, 0.0), ("b", 2.0, 3.0), ("c", 1.0, 0.0)))
+    assert [r["constant"] for r in c.term_slack()] == ["b", "(8): whole bound"]     # labelled by the equation

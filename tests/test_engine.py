@@ -128,3 +128,24 @@ def test_obvious_mistakes_in_run_are_named(args, message):
         mc.run(*real, eps=[0.1])
     with pytest.raises(ValueError, match="repeated"):
         mc.run(fam, h, eps=[0.1, 0.1])
+
+
+def test_a_norm_exactly_at_eps_counts_as_reached():
+    """‖∇F(w_k)‖ ≤ ε, not <: the first hit of a norm equal to ε is k."""
+    from mamlcheck.algorithms.runner import _first_hits
+    first = np.full((2, 2), -1)
+    out = _first_hits(first, np.array([0.5, 0.7]), np.array([0.7, 0.5]), 3)
+    assert out.tolist() == [[3, 3], [3, -1]]
+
+
+def test_the_trace_marks_a_seed_diverged_from_the_iteration_it_diverged():
+    fam, _ = _config()
+    h = mc.Hyper("maml", alpha=0.05, B=5, step="constant", beta=1.0)
+    w0 = np.zeros((3, 4))
+    w0[1] = 9.9                                             # leaves ‖w‖ ≤ 20 at the first step
+    res = mc.run(fam, h, eps=[1e-12], seeds=3, budget=4, w0=w0, divergence_bound=20.0, trace_stride=1,
+                 stop_at_eps=False)
+    at = int(res.table[res.table.seed == 1].diverged_at.iloc[0])
+    assert at == 1
+    tr = res.trace[res.trace.seed == 1]
+    assert tr.diverged.tolist() == [k >= at for k in tr.k]
