@@ -196,3 +196,11 @@ def test_term_slack_of_a_lower_bound_is_needed_over_stated():
 def test_terms_that_vanish_or_have_no_constant_give_no_row():
     c = Check("x", "(8)", 1.0, 3.0, "upper", parts=(("a", 0.0, 0.0), ("b", 2.0, 3.0), ("c", 1.0, 0.0)))
     assert [r["constant"] for r in c.term_slack()] == ["b", "(8): whole bound"]     # labelled by the equation
+
+
+def test_slack_defaults_to_an_upper_bound_and_is_infinite_for_nothing_to_bound():
+    from mamlcheck.theory.checks import slack
+    assert slack(1.0, 2.0) == 2.0 and isinstance(slack(1.0, 2.0), float)     # bound/measured
+    assert slack(1.0, 2.0, "lower") == 0.5
+    assert slack(0.0, 1.0) == float("inf")                                     # measured 0: nothing to bound
+    np.testing.assert_array_equal(slack(np.array([1.0, 4.0]), 2.0), [2.0, 0.5])

@@ -137,3 +137,9 @@ def test_format_ends_with_verdict():
     assert "FO-MAML theorem" in format_conditions(_check("fomaml")).splitlines()[-1]
     with pytest.raises(ValueError):
         format_conditions([])
+
+
+def test_a_table_of_no_conditions_keeps_its_columns():
+    from mamlcheck.theory.conditions import Condition, conditions_table
+    import dataclasses
+    assert list(conditions_table([]).columns) == [f.name for f in dataclasses.fields(Condition)]
