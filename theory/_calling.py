@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -28,11 +28,21 @@ HYPER_FIELDS = ("algorithm", "alpha", "B", "D_in", "D_o", "D_h")
 CONSTANT_NAMES = ("L", "rho", "sigma", "sigma_tilde", "sigma_H")
 
 
-def _constant_values(constants) -> dict[str, float]:
-    """Plain floats from a ``Constants`` record (``.values()``) or a mapping."""
+def constants_mapping(constants) -> dict:
+    """The constants by name from a ``Constants`` record, a family (its certified
+    constants) or a mapping; anything else is a ``TypeError`` naming its type."""
     if callable(getattr(constants, "constants", None)):      # a family: its certified constants
         constants = constants.constants()
-    values = constants.values() if hasattr(constants, "NAMES") else dict(constants)
+    if hasattr(constants, "NAMES"):
+        return constants.values()
+    if isinstance(constants, Mapping):
+        return dict(constants)
+    raise TypeError(f"constants must be a Constants record, a family or a mapping, got {type(constants).__name__}")
+
+
+def _constant_values(constants) -> dict[str, float]:
+    """``constants_mapping``, refusing names that are not constants of the theory."""
+    values = constants_mapping(constants)
     unknown = sorted(set(values) - set(CONSTANT_NAMES))
     if unknown:
         raise TypeError(f"constants has unknown names {unknown}; expected some of {list(CONSTANT_NAMES)}")

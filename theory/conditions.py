@@ -9,12 +9,13 @@ experiment (``Hyper`` allows it); this module says which guarantee is void.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import pandas as pd
 
 from mamlcheck.problems.base import Constants, check_positive
 from mamlcheck.theory import bounds
+from mamlcheck.theory._calling import constants_mapping
 from mamlcheck import literature as lit
 
 __all__ = ["Condition", "THEOREMS", "check_conditions", "conditions_table", "format_conditions", "broken"]
@@ -45,11 +46,7 @@ class Condition:
 def _values(constants) -> dict[str, float]:
     """Plain floats from a ``Constants`` record, a family (its certified constants)
     or a mapping, validated."""
-    if callable(getattr(constants, "constants", None)):
-        constants = constants.constants()
-    if not isinstance(constants, Mapping) and not hasattr(constants, "values"):
-        raise TypeError(f"constants must be a Constants record, a family or a mapping, got {type(constants).__name__}")
-    v = dict(constants) if isinstance(constants, Mapping) else constants.values()
+    v = constants_mapping(constants)
     missing = set(Constants.NAMES) - set(v)
     if missing:
         raise ValueError(f"constants lack {sorted(missing)}")
