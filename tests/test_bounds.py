@@ -347,3 +347,14 @@ def test_missing_and_unknown_symbols_are_named():
         bd.iterations_upper(0.1, delta=1.0, L=1.0, rho=0.0, alpha=0.1, sigma=0.0)
     with pytest.raises(TypeError, match="unknown names"):
         bd.iterations_upper(0.1, constants={"Lip": 1.0}, Delta=1.0, alpha=0.1)
+
+
+@pytest.mark.parametrize("bad", ["eps", "L", "rho", "alpha", "sigma"])
+def test_the_rate_bounds_name_the_argument_that_is_out_of_range(bad):
+    """A negative symbol is refused with its own name in the message (the CLI
+    passes the message on, so a wrong name would send the user to the wrong flag)."""
+    args = dict(eps=0.1, L=2.0, rho=3.0, alpha=0.05, sigma=0.5)
+    args[bad] = -1.0
+    for fn in (bd.per_step_decrease, bd.iterations_upper):
+        with pytest.raises(ValueError, match=rf"\b{bad}\b"):
+            fn(**args, **({"Delta": 1.0} if fn is bd.iterations_upper else {}))

@@ -204,3 +204,42 @@ def test_slack_defaults_to_an_upper_bound_and_is_infinite_for_nothing_to_bound()
     assert slack(1.0, 2.0, "lower") == 0.5
     assert slack(0.0, 1.0) == float("inf")                                     # measured 0: nothing to bound
     np.testing.assert_array_equal(slack(np.array([1.0, 4.0]), 2.0), [2.0, 0.5])
+
+
+# --- edges that a mutation of the comparisons would move ----------------------------
+def test_a_within_interval_touching_either_end_holds_and_just_outside_is_violated():
+    # tol defaults to 0: an interval touching bound_lo or bound_hi exactly holds
+    assert within_verdict(1.0, 2.0, 1.0, 2.0) == "holds"
+    assert within_verdict(0.5, 0.9, 1.0, 2.0) == "violated"                   # hi < bound_lo
+    assert within_verdict(2.1, 2.5, 1.0, 2.0) == "violated"                   # lo > bound_hi
+    assert within_verdict(0.5, 1.0, 1.0, 2.0) == "inconclusive"               # hi = bound_lo, lo below
+    assert within_verdict(2.0, 2.5, 1.0, 2.0) == "inconclusive"               # lo = bound_hi, hi above
+    assert within_verdict(0.9, 1.5, 1.0, 2.0) == "inconclusive"               # straddles bound_lo
+    assert within_verdict(1.5, 2.1, 1.0, 2.0) == "inconclusive"               # straddles bound_hi
+    assert within_verdict(0.95, 2.05, 1.0, 2.0, tol=0.05) == "holds"
+    assert within_verdict(0.5, 0.94, 1.0, 2.0, tol=0.05) == "violated"
+
+
+@pytest.mark.parametrize("nan_at", range(4))
+def test_a_nan_in_any_one_end_of_a_within_verdict_is_inconclusive(nan_at):
+    clean = [1.2, 1.8, 1.0, 2.0]
+    ends = list(clean)
+    ends[nan_at] = math.nan
+    assert within_verdict(*ends) == "inconclusive"
+    # elementwise: only the entry with the NaN is inconclusive
+    assert within_verdict(*[np.array([e, c]) for e, c in zip(ends, clean)]).tolist() == ["inconclusive", "holds"]
+
+
+def test_verdicts_of_scalars_are_plain_strings():
+    for v in (match_verdict(1.0, 1.0, 1.0), within_verdict(1.0, 1.0, 0.0, 2.0), verdict(1.0, 1.0, 2.0)):
+        assert type(v) is str and v == "holds"
+
+
+def test_a_row_lists_its_columns_in_the_documented_order():
+    row = _check(measured=1.0, bound=2.0, lo=0.5, hi=1.5, context={"seed": 3}).row()
+    assert list(row) == ["statement", "equation", "measured", "bound", "kind", "lo", "hi",
+                         "verdict", "slack", "seed"]
+    assert list(row.values()) == ["x ≤ b", "(0)", 1.0, 2.0, "upper", 0.5, 1.5, "holds", 2.0 / 1.5, 3]
+    within = Check("a ≤ x ≤ b", "(1)", 1.5, 2.0, "within", bound_lo=1.0).row()
+    assert list(within)[:5] == ["statement", "equation", "measured", "bound_lo", "bound"]
+    assert within["bound_lo"] == 1.0 and within["bound"] == 2.0

@@ -143,3 +143,19 @@ def test_a_table_of_no_conditions_keeps_its_columns():
     from mamlcheck.theory.conditions import Condition, conditions_table
     import dataclasses
     assert list(conditions_table([]).columns) == [f.name for f in dataclasses.fields(Condition)]
+
+
+def test_format_conditions_prints_each_cell_in_its_column():
+    conds = _check("hfmaml", D_h=1)                 # D_h_min broken (required 30), the rest hold
+    lines = format_conditions(conds).splitlines()
+    assert lines[0] == conds[0].theorem
+    assert lines[1].split() == ["condition", "required", "given", "holds", "statement"]
+    for c, line in zip(conds, lines[2:-1]):
+        cells = line.split("  ")
+        cells = [x.strip() for x in cells if x.strip()]
+        assert cells[0] == c.name and cells[-1] == c.statement
+        assert cells[3] == ("yes" if c.holds else "NO")
+        assert cells[1] == (f"{c.required:.6g}" if isinstance(c.required, float) else str(c.required))
+        assert cells[2] == (f"{c.given:.6g}" if isinstance(c.given, float) else str(c.given))
+    bad = next(line for c, line in zip(conds, lines[2:-1]) if c.name == "D_h_min")
+    assert " 30 " in bad and " 1 " in bad and " NO " in bad

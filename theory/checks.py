@@ -240,7 +240,7 @@ class Check:
 
     def row(self) -> dict[str, Any]:
         """The check as one table row (statement, equation, measured, bound, kind,
-        lo, hi, verdict, slack, then the context; ``bound_lo`` after ``bound`` for
+        lo, hi, verdict, slack, then the context; ``bound_lo`` just before ``bound`` for
         a ``within`` check)."""
         lower_end = {"bound_lo": self.bound_lo} if self.kind == "within" else {}
         return {"statement": self.statement, "equation": self.equation, "measured": self.measured,
