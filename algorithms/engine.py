@@ -133,7 +133,7 @@ def _steps(family, hyper, consts, streams, w, budget, divergence_bound, fast) ->
     alive = np.ones(R, dtype=bool)
     diverged_at = np.full(R, -1)
     all_alive = True                    # no seed has diverged: the masks below are no-ops
-    g_F = grad_F(family, w, hyper.alpha)
+    g_F = grad_F(family, w, hyper.alpha, hyper.inner_steps)
     record = Step(0, w, g_F, _norm(g_F), alive, True, diverged_at, None, None)
     _frozen(w, g_F, record.grad_norm, alive, diverged_at)
     k = 0
@@ -149,7 +149,7 @@ def _steps(family, hyper, consts, streams, w, budget, divergence_bound, fast) ->
                 bad = ~(_norm(w_new) <= divergence_bound) & alive
             alive_next = alive if bad is None else alive & ~bad
             w_next = w_new if (bad is None and all_alive) else np.where(alive_next[:, None], w_new, w)
-            g_next = grad_F(family, w_next, hyper.alpha)
+            g_next = grad_F(family, w_next, hyper.alpha, hyper.inner_steps)
             if bad is not None and bad.any():
                 diverged_at = np.where(bad, k + 1, diverged_at)
                 all_alive = False

@@ -28,6 +28,8 @@ class Algorithm:
 
     name: str = ""
     oracle_calls: int = 0
+    #: the oracle calls each further inner step adds (``calls``)
+    calls_per_inner_step: int = 0
     exact: bool = False
     #: the convergence theorem whose constants (step rule ``c``, conditions)
     #: apply; ``None`` for an algorithm without one (give ``step_c`` then)
@@ -38,35 +40,51 @@ class Algorithm:
         """``G_i(w)`` for every seed and sampled task: shape ``(R, B, d)``."""
         raise NotImplementedError
 
+    def calls(self, inner_steps: int = 1) -> int:
+        """Gradient-oracle calls per sampled task and step with ``N = inner_steps``
+        inner steps: ``oracle_calls`` at ``N = 1``, ``calls_per_inner_step`` more per
+        further step (MAML ``2N + 1``, FO-MAML ``N + 1``, HF-MAML ``3N + 1``)."""
+        return self.oracle_calls + self.calls_per_inner_step * (inner_steps - 1)
+
     def delta_rule(self, hyper, rho: float):
         """A finite-difference rule ``δ(‖v‖)`` for the fast samplers, or ``None``."""
         return None
 
     @staticmethod
     def _inner_and_outer(family, w, tasks, hyper, rng):
-        """``(w[:, None], v)`` with ``v = ∇̃f_i(w − α∇̃f_i(w, D_in), D_o)`` (inner step (2), fresh batches)."""
-        we = w[:, None, :]
-        g_in = family.batch_grad(we, tasks, family.draw_batch(tasks, hyper.D_in, rng))
-        return we, family.batch_grad(we - hyper.alpha * g_in, tasks, family.draw_batch(tasks, hyper.D_o, rng))
+        """``(u, v)``: the stochastic inner points ``u = [u^0, …, u^N]``,
+        ``u^0 = w[:, None]``, ``u^{j+1} = u^j − α∇̃f_i(u^j, D_in)`` with a fresh
+        inner batch per step (inner step (2); Ji, Yang & Liang 2022, the
+        resampled N-step estimator), and ``v = ∇̃f_i(u^N, D_o)`` on a fresh
+        outer batch.  ``N = hyper.inner_steps``."""
+        u = [w[:, None, :]]
+        for _ in range(hyper.inner_steps):
+            g_in = family.batch_grad(u[-1], tasks, family.draw_batch(tasks, hyper.D_in, rng))
+            u.append(u[-1] - hyper.alpha * g_in)
+        return u, family.batch_grad(u[-1], tasks, family.draw_batch(tasks, hyper.D_o, rng))
 
 
 class MAML(Algorithm):
-    """Update (3) with ``G_i = (I − α∇̃²f_i(w, D_h)) ∇̃f_i(w − α∇̃f_i(w, D_in), D_o)`` (6)."""
+    """Update (3) with ``G_i = (I − α∇̃²f_i(w, D_h)) ∇̃f_i(w − α∇̃f_i(w, D_in), D_o)`` (6);
+    with ``N`` inner steps ``G_i = Π_{j=0}^{N−1}(I − α∇̃²f_i(u^j, D_h^j)) ∇̃f_i(u^N, D_o)``,
+    a fresh Hessian batch per inner point, the factor of ``u^{N−1}`` applied first."""
 
-    name, oracle_calls, theorem = "maml", 3, "maml"
+    name, oracle_calls, calls_per_inner_step, theorem = "maml", 3, 2, "maml"
 
     def task_directions(self, family, w, tasks, hyper, rho, rng):
-        we, v = self._inner_and_outer(family, w, tasks, hyper, rng)
-        b_h = family.draw_batch(tasks, hyper.D_h, rng, need="hess")
-        return v - hyper.alpha * family.batch_hvp(we, tasks, v, b_h)
+        u, v = self._inner_and_outer(family, w, tasks, hyper, rng)
+        for u_j in reversed(u[:-1]):
+            v = v - hyper.alpha * family.batch_hvp(u_j, tasks, v, family.draw_batch(tasks, hyper.D_h, rng, need="hess"))
+        return v
 
 
 class FOMAML(Algorithm):
     """First-order MAML (THEORY.md §5): ``G_i = ∇̃f_i(w − α∇̃f_i(w, D_in), D_o)``."""
 
-    name, oracle_calls, theorem = "fomaml", 2, "fomaml"
+    name, oracle_calls, calls_per_inner_step, theorem = "fomaml", 2, 1, "fomaml"
 
     def task_directions(self, family, w, tasks, hyper, rho, rng):
+        """``∇̃f_i(u^N, D_o)``: the product of Hessian factors dropped."""
         return self._inner_and_outer(family, w, tasks, hyper, rng)[1]
 
 
@@ -76,18 +94,23 @@ class HFMAML(Algorithm):
     ``D_h`` batch for both points, the theorem's ``δ = 1/(6ρα‖v_i‖)`` (capped
     at ``delta_cap`` only if the user sets one)."""
 
-    name, oracle_calls, theorem = "hfmaml", 4, "hfmaml"
+    name, oracle_calls, calls_per_inner_step, theorem = "hfmaml", 4, 3, "hfmaml"
 
     def delta_rule(self, hyper, rho):
         return lambda v_norm: hf_delta_formula(rho, hyper.alpha, v_norm, hyper.delta_cap)
 
     def task_directions(self, family, w, tasks, hyper, rho, rng):
-        we, v = self._inner_and_outer(family, w, tasks, hyper, rng)
-        b_h = family.draw_batch(tasks, hyper.D_h, rng)
-        delta = self.delta_rule(hyper, rho)(np.linalg.norm(v, axis=-1))[..., None]
-        d = (family.batch_grad(we + delta * v, tasks, b_h)
-             - family.batch_grad(we - delta * v, tasks, b_h)) / (2.0 * delta)
-        return v - hyper.alpha * d
+        """Each Hessian factor by a central difference, ``N`` of them for ``N``
+        inner steps (a fresh ``D_h`` batch and ``δ`` per inner point)."""
+        u, v = self._inner_and_outer(family, w, tasks, hyper, rng)
+        rule = self.delta_rule(hyper, rho)
+        for u_j in reversed(u[:-1]):
+            b_h = family.draw_batch(tasks, hyper.D_h, rng)
+            delta = rule(np.linalg.norm(v, axis=-1))[..., None]
+            d = (family.batch_grad(u_j + delta * v, tasks, b_h)
+                 - family.batch_grad(u_j - delta * v, tasks, b_h)) / (2.0 * delta)
+            v = v - hyper.alpha * d
+        return v
 
 
 class Exact(Algorithm):

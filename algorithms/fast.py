@@ -36,6 +36,8 @@ class FastSampler:
 
     #: algorithm names the sampler can serve (and ``L_TILDE`` if it has ``grad_norms``)
     ALGORITHMS: tuple[str, ...] = ()
+    #: the numbers of inner steps whose directions it draws (``L_TILDE`` needs none)
+    INNER_STEPS: tuple[int, ...] = (1,)
 
     def __init__(self, family):
         self.fam = family
@@ -79,12 +81,15 @@ def _registered(family) -> type[FastSampler] | None:
     return None
 
 
-def sampler(family, algorithm: str) -> FastSampler | None:
-    """The fast sampler serving ``algorithm`` on ``family``, or ``None``.  Built
+def sampler(family, algorithm: str, inner_steps: int = 1) -> FastSampler | None:
+    """The fast sampler serving ``algorithm`` with ``inner_steps`` inner steps
+    on ``family``, or ``None``.  Built
     once per family (kept in the family's private ``_fast_sampler``: families
     are immutable once built, so what it caches stays valid)."""
     cls = _registered(family)
     if cls is None or not cls.supports(family, algorithm):
+        return None
+    if algorithm != L_TILDE and inner_steps not in cls.INNER_STEPS:
         return None
     built = family.__dict__.get("_fast_sampler")
     if type(built) is not cls:

@@ -40,6 +40,9 @@ class Hyper:
         delta_cap: an upper limit on HF-MAML's ``δ``; ``None`` (the default)
             uses the theorem's ``δ = 1/(6ρα‖v‖)`` (THEORY.md §6); a cap that
             binds leaves the theorem, and ``theory.conditions`` says so.
+        inner_steps: ``N``, gradient steps of the inner loop (default 1: the
+            one-step MAML of Fallah, Mokhtari & Ozdaglar; ``N > 1``: the
+            multi-step MAML of Ji, Yang & Liang 2022, THEORY.md §9).
     """
 
     algorithm: str = "maml"
@@ -54,6 +57,7 @@ class Hyper:
     D_beta: int | None = None
     step_c: float | None = None
     delta_cap: float | None = None
+    inner_steps: int = 1
 
     def __post_init__(self):
         if self.algorithm not in _ESTIMATORS:              # the live registry: user algorithms count
@@ -61,7 +65,7 @@ class Hyper:
         if self.step not in STEP_RULES:
             raise ValueError(f"step must be one of {STEP_RULES}, got {self.step!r}")
         object.__setattr__(self, "alpha", check_positive("alpha", self.alpha, allow_zero=True))
-        for name in ("B", "D_in", "D_o", "D_h"):
+        for name in ("B", "D_in", "D_o", "D_h", "inner_steps"):
             object.__setattr__(self, name, check_count(name, getattr(self, name)))
         for name in ("B_prime", "D_beta"):
             if getattr(self, name) is not None:

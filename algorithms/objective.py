@@ -31,26 +31,34 @@ def inner_points(family: TaskFamily, w, alpha: float) -> np.ndarray:
     return we - alpha * family.grad(we, i)
 
 
-def F_by_tasks(family: TaskFamily, w, alpha: float) -> np.ndarray:
-    """``F(w) = Σ_i p_i f_i(w − α∇f_i(w))``, equation (1), as the plain task sum."""
-    return family.meta_loss_by_tasks(w, alpha)
+def F_by_tasks(family: TaskFamily, w, alpha: float, inner_steps: int = 1) -> np.ndarray:
+    """``F_N(w) = Σ_i p_i f_i(u_i^N(w))`` as the plain task sum (``N = 1``: equation (1))."""
+    return family.meta_loss_by_tasks(w, alpha, inner_steps)
 
 
-def grad_F_by_tasks(family: TaskFamily, w, alpha: float) -> np.ndarray:
-    """``∇F(w) = Σ_i p_i (I − α∇²f_i(w)) ∇f_i(w − α∇f_i(w))``, equation (5), as the plain task sum."""
-    return family.meta_grad_by_tasks(w, alpha)
+def grad_F_by_tasks(family: TaskFamily, w, alpha: float, inner_steps: int = 1) -> np.ndarray:
+    """``∇F_N(w) = Σ_i p_i Π_j(I − α∇²f_i(u_i^j)) ∇f_i(u_i^N)`` as the plain task sum
+    (``N = 1``: equation (5), ``Σ_i p_i (I − α∇²f_i(w)) ∇f_i(w − α∇f_i(w))``)."""
+    return family.meta_grad_by_tasks(w, alpha, inner_steps)
 
 
-def F(family: TaskFamily, w, alpha: float) -> np.ndarray:
-    """Exact MAML objective (1), shape ``w.shape[:-1]``."""
+def F(family: TaskFamily, w, alpha: float, inner_steps: int = 1) -> np.ndarray:
+    """Exact MAML objective, shape ``w.shape[:-1]``: (1) for one inner step,
+    ``F_N`` of ``N = inner_steps`` exact inner steps otherwise."""
     alpha = check_positive("alpha", alpha, allow_zero=True)
-    return family.meta_loss(w, alpha) if family.offers("meta_loss") else F_by_tasks(family, w, alpha)
+    if check_count("inner_steps", inner_steps) == 1 and family.offers("meta_loss"):
+        return family.meta_loss(w, alpha)
+    return F_by_tasks(family, w, alpha, inner_steps)
 
 
-def grad_F(family: TaskFamily, w, alpha: float) -> np.ndarray:
-    """Exact meta-gradient (5), shape ``w.shape``."""
+def grad_F(family: TaskFamily, w, alpha: float, inner_steps: int = 1) -> np.ndarray:
+    """Exact meta-gradient, shape ``w.shape``: (5) for one inner step, ``∇F_N``
+    of ``N = inner_steps`` exact inner steps otherwise (the closed forms the
+    families offer are one-step; ``N > 1`` is the task sum)."""
     alpha = check_positive("alpha", alpha, allow_zero=True)
-    return family.meta_grad(w, alpha) if family.offers("meta_grad") else grad_F_by_tasks(family, w, alpha)
+    if check_count("inner_steps", inner_steps) == 1 and family.offers("meta_grad"):
+        return family.meta_grad(w, alpha)
+    return grad_F_by_tasks(family, w, alpha, inner_steps)
 
 
 def G_i(family: TaskFamily, w, i, alpha: float, D_in: int, D_o: int, D_h: int, rng) -> np.ndarray:

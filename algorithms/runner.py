@@ -82,7 +82,7 @@ class RunResult:
             return float("nan")
         family, w0 = self.start
         try:
-            return float(F(family, w0, self.hyper.alpha).mean()) - float(family.inf_f_lower())
+            return float(F(family, w0, self.hyper.alpha, self.hyper.inner_steps).mean()) - float(family.inf_f_lower())
         except NotImplementedError:
             return float("nan")
 
@@ -212,7 +212,7 @@ def run(family: TaskFamily, hyper: Hyper, eps: Sequence[float], *, seeds: int | 
     return RunResult(
         table=_seed_table(streams.seeds, eps, first, diverged_at, gn, config),
         mean_table=_mean_table(eps, mean_first, alive, config),
-        trace=_trace_table(family, hyper.alpha, streams.seeds, trace_rows, diverged_at) if trace_stride else None,
+        trace=_trace_table(family, hyper, streams.seeds, trace_rows, diverged_at) if trace_stride else None,
         mean_grad_norm=np.asarray(mean_curve), w=w, iterations=k, interrupted=interrupted,
         hyper=hyper, config=config, start=(family, w_start))
 
@@ -247,7 +247,7 @@ def _mean_table(eps, mean_first, alive, config) -> pd.DataFrame:
     return _with_config(df, config)
 
 
-def _trace_table(family, alpha, seeds, rows, diverged_at) -> pd.DataFrame:
+def _trace_table(family, hyper, seeds, rows, diverged_at) -> pd.DataFrame:
     """One row per seed × recorded iteration; ``F`` is evaluated here, off the hot loop."""
     ks = np.array([r[0] for r in rows])
     W = np.stack([r[1] for r in rows])                  # (K, R, d)
@@ -256,7 +256,7 @@ def _trace_table(family, alpha, seeds, rows, diverged_at) -> pd.DataFrame:
     return pd.DataFrame({
         "k": np.repeat(ks, R), "seed": np.tile(seeds, len(rows)),
         "grad_norm": np.concatenate([r[2] for r in rows]),
-        "F": F(family, W, alpha).ravel(),
+        "F": F(family, W, hyper.alpha, hyper.inner_steps).ravel(),
         "beta": np.concatenate([r[3] for r in rows]),
         "diverged": div.ravel(),
     })

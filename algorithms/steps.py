@@ -86,9 +86,10 @@ def step_size(family: TaskFamily, w: np.ndarray, hyper: Hyper, L: float, rho: fl
     return 1.0 / (hyper.c * estimate_L_tilde(family, w, hyper, L, rho, rng, fast=fast))
 
 
-def has_fast_direction(family: TaskFamily, algorithm_name: str) -> bool:
-    """Whether a fast sampler registered in ``algorithms.fast`` serves this pair."""
-    return _fast.sampler(family, algorithm_name) is not None
+def has_fast_direction(family: TaskFamily, algorithm_name: str, inner_steps: int = 1) -> bool:
+    """Whether a fast sampler registered in ``algorithms.fast`` serves this pair
+    (with ``inner_steps`` inner steps)."""
+    return _fast.sampler(family, algorithm_name, inner_steps) is not None
 
 
 def direction(family: TaskFamily, w: np.ndarray, hyper: Hyper, rho: float, rng, *,
@@ -109,9 +110,9 @@ def direction(family: TaskFamily, w: np.ndarray, hyper: Hyper, rho: float, rng, 
                          grad=None if grad is None else np.asarray(grad)[None])[0]
     algo = algorithm(hyper.algorithm)
     if algo.exact:
-        return grad_F(family, w, hyper.alpha) if grad is None else grad
+        return grad_F(family, w, hyper.alpha, hyper.inner_steps) if grad is None else grad
     tasks = family.draw_tasks((w.shape[0], hyper.B), rng)
-    fs = _fast.sampler(family, algo.name) if fast else None
+    fs = _fast.sampler(family, algo.name, hyper.inner_steps) if fast else None
     if fs is not None:
         return fs.direction(w, tasks, hyper, rng, delta=algo.delta_rule(hyper, rho))
     return algo.task_directions(family, w, tasks, hyper, rho, rng).mean(axis=1)
@@ -131,7 +132,7 @@ def outer_step(family: TaskFamily, w: np.ndarray, hyper: Hyper, L: float, rho: f
                          grad=None if grad is None else np.asarray(grad)[None])
         return StepOut(out.g[0], out.beta[0])
     algo = algorithm(hyper.algorithm)
-    fs = _fast.sampler(family, algo.name) if fast else None
+    fs = _fast.sampler(family, algo.name, hyper.inner_steps) if fast else None
     if (fs is not None and hyper.step == "adaptive" and rho * hyper.alpha != 0 and hyper.B_prime is not None
             and hyper.D_beta is not None):
         g, mean_norm = fs.step(w, hyper, rng, delta=algo.delta_rule(hyper, rho))

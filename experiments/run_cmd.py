@@ -57,6 +57,7 @@ def _typed(default):
 
 MAX_BATCH = 10**7   # a default batch size past this (D_h, B′, D_β grow like α²) is a typo, not a run
 MAX_SEEDS = 100_000
+MAX_INNER_STEPS = 1000   # each inner step is one more oracle call per task: past this, a typo
 MAX_BUDGET = 10**8
 _BATCH_FLAGS = {"B": "--B", "D_in": "--D-in", "D_o": "--D-o", "D_h": "--D-h",
                 "B_prime": "--B-prime", "D_beta": "--D-beta"}
@@ -80,6 +81,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     h.add_argument("--D-in", type=int, default=Hyper.D_in)
     h.add_argument("--D-o", type=int, default=Hyper.D_o)
     h.add_argument("--D-h", type=int, default=Hyper.D_h)
+    h.add_argument("--inner-steps", type=int, default=Hyper.inner_steps,
+                   help=f"N, gradient steps of the inner loop (1..{MAX_INNER_STEPS}; N > 1: multi-step MAML)")
     h.add_argument("--step", default="adaptive", help=f"one of: {', '.join(STEP_RULES)}")
     h.add_argument("--beta", type=float, default=None, help="constant step (with --step constant)")
     h.add_argument("--B-prime", type=int, default=None, help="tasks of the L̃ estimate (default: theorem's)")
@@ -111,6 +114,7 @@ def check_run_options(args) -> None:
     check_int("--budget", args.budget, 0, MAX_BUDGET)
     check_int("--trace-stride", args.trace_stride, 0, MAX_BUDGET)
     check_int("--root", args.root, 0)
+    check_int("--inner-steps", args.inner_steps, 1, MAX_INNER_STEPS)
     for name, flag in _BATCH_FLAGS.items():
         if getattr(args, name) is not None:
             check_int(flag, getattr(args, name), 1, MAX_BATCH)
@@ -139,7 +143,8 @@ def build(args) -> tuple:
     if alpha is None:
         alpha = lit.ALPHA_MAX_LD.get(args.algorithm, lit.ALPHA_MAX_LD["maml"]) / family.constants().L.value
     hyper = Hyper(args.algorithm, alpha=alpha, B=args.B, D_in=args.D_in, D_o=args.D_o, D_h=args.D_h,
-                  step=args.step, beta=args.beta, B_prime=args.B_prime, D_beta=args.D_beta)
+                  step=args.step, beta=args.beta, B_prime=args.B_prime, D_beta=args.D_beta,
+                  inner_steps=args.inner_steps)
     hyper = hyper.resolved(family.constants())
     for name in _BATCH_FLAGS:
         if getattr(hyper, name) > MAX_BATCH:

@@ -294,18 +294,34 @@ class TaskFamily:
         return cdf
 
     # --- the MAML objective as plain task sums (equations (1), (5)) ----------------
-    def meta_loss_by_tasks(self, w, alpha: float) -> np.ndarray:
-        """``F(w) = Σ_i p_i f_i(w − α∇f_i(w))``, equation (1), as the plain task sum."""
-        w = self._w(w)[..., None, :]
+    def inner_trajectory(self, w, alpha: float, inner_steps: int = 1) -> list[np.ndarray]:
+        """The exact inner points ``u_i^0 = w, u_i^1, …, u_i^N`` of every task:
+        ``u^{j+1} = u^j − α∇f_i(u^j)``, inner step (2) taken ``N = inner_steps``
+        times (Ji, Yang & Liang 2022, §2).  ``u^0`` is ``w[..., None, :]``
+        (the same for every task), the others ``(..., M, d)``."""
+        u = [self._w(w)[..., None, :]]
         i = np.arange(self.M)
-        return self.loss(w - alpha * self.grad(w, i), i) @ self.p
+        for _ in range(check_count("inner_steps", inner_steps)):
+            u.append(u[-1] - alpha * self.grad(u[-1], i))
+        return u
 
-    def meta_grad_by_tasks(self, w, alpha: float) -> np.ndarray:
-        """``∇F(w) = Σ_i p_i (I − α∇²f_i(w)) ∇f_i(w − α∇f_i(w))``, equation (5), as the plain task sum."""
-        w = self._w(w)[..., None, :]
+    def meta_loss_by_tasks(self, w, alpha: float, inner_steps: int = 1) -> np.ndarray:
+        """``F_N(w) = Σ_i p_i f_i(u_i^N(w))`` as the plain task sum; ``N = 1`` is
+        ``F(w) = Σ_i p_i f_i(w − α∇f_i(w))``, equation (1)."""
+        return self.loss(self.inner_trajectory(w, alpha, inner_steps)[-1], np.arange(self.M)) @ self.p
+
+    def meta_grad_by_tasks(self, w, alpha: float, inner_steps: int = 1) -> np.ndarray:
+        """``∇F_N(w) = Σ_i p_i Π_{j=0}^{N−1}(I − α∇²f_i(u_i^j)) ∇f_i(u_i^N)`` as the
+        plain task sum: the chain rule through the inner loop (Ji, Yang & Liang
+        2022, the N-step meta-gradient), the factor of ``u^{N−1}`` applied first,
+        one Hessian-vector product per inner point.  ``N = 1`` is equation (5),
+        ``Σ_i p_i (I − α∇²f_i(w)) ∇f_i(w − α∇f_i(w))``."""
         i = np.arange(self.M)
-        v = self.grad(w - alpha * self.grad(w, i), i)
-        return np.einsum("m,...md->...d", self.p, v - alpha * self.hvp(w, i, v))
+        u = self.inner_trajectory(w, alpha, inner_steps)
+        v = self.grad(u[-1], i)
+        for u_j in reversed(u[:-1]):
+            v = v - alpha * self.hvp(u_j, i, v)
+        return np.einsum("m,...md->...d", self.p, v)
 
     # --- optional capabilities (CAPABILITIES) ---------------------------------
     def offers(self, capability: str) -> bool:
