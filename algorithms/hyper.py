@@ -12,13 +12,16 @@ from dataclasses import dataclass, replace
 from mamlcheck.problems.base import Constants, check_count, check_positive
 from mamlcheck import literature as lit
 from mamlcheck.theory.bounds import B_prime_min, D_beta_min
+from mamlcheck.theory.multistep import MULTISTEP, STEP_C_N
 
 from .estimators import ALGORITHMS as _ESTIMATORS
 
-__all__ = ["Hyper", "ALGORITHMS", "STEP_RULES"]
+__all__ = ["Hyper", "ALGORITHMS", "STEP_RULES", "STEP_C_BY_THEOREM"]
 
 ALGORITHMS = tuple(_ESTIMATORS)      # the registered algorithms' names
 STEP_RULES = ("adaptive", "constant")
+#: c of β_k = 1/(c·L̃) per theorem
+STEP_C_BY_THEOREM = {**lit.STEP_C, MULTISTEP: STEP_C_N}
 
 
 @dataclass(frozen=True)
@@ -78,19 +81,31 @@ class Hyper:
             raise ValueError("beta is only used with step='constant'; use step_c to scale the adaptive rule")
         if self.step_c is not None:
             object.__setattr__(self, "step_c", check_positive("step_c", self.step_c))
+        if self.step == "adaptive":
+            self.c                                          # a theorem fixes c, or step_c is given
         if self.delta_cap is not None:
             object.__setattr__(self, "delta_cap", check_positive("delta_cap", self.delta_cap))
 
     @property
+    def theorem(self) -> str | None:
+        """The convergence theorem whose conditions and step rule apply: the
+        algorithm's for one inner step; for ``N > 1`` the multi-step one
+        (THEORY.md §9) for MAML and exact gradients, none for FO- and HF-MAML."""
+        theorem = _ESTIMATORS[self.algorithm].theorem
+        if self.inner_steps == 1 or theorem is None:
+            return theorem
+        return MULTISTEP if theorem == "maml" else None
+
+    @property
     def c(self) -> float:
-        """The adaptive rule's ``c`` in ``β_k = 1/(c·L̃(w_k))``; exact mode uses MAML's."""
+        """The adaptive rule's ``c`` in ``β_k = 1/(c·L̃(w_k))``: the theorem's
+        (exact mode uses MAML's), unless ``step_c`` is given."""
         if self.step_c is not None:
             return self.step_c
-        theorem = _ESTIMATORS[self.algorithm].theorem
-        if theorem not in lit.STEP_C:
-            raise ValueError(f"algorithm {self.algorithm!r} has no theorem that fixes c in β_k = 1/(c·L̃): "
-                             f"give step_c, or step='constant' with beta")
-        return lit.STEP_C[theorem]
+        if self.theorem not in STEP_C_BY_THEOREM:
+            raise ValueError(f"algorithm {self.algorithm!r} with {self.inner_steps} inner step(s) has no theorem "
+                             f"that fixes c in β_k = 1/(c·L̃): give step_c, or step='constant' with beta")
+        return STEP_C_BY_THEOREM[self.theorem]
 
     def resolved(self, constants) -> "Hyper":
         """A copy with ``B_prime`` and ``D_beta`` set to the theorem's minimum

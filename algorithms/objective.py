@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from mamlcheck.problems.base import TaskFamily, check_count, check_positive
-from mamlcheck.theory.bounds import smooth_local_L
+from mamlcheck.theory.bounds import multistep_smooth_L, smooth_local_L
 
 __all__ = ["F", "grad_F", "F_by_tasks", "grad_F_by_tasks", "inner_points", "G_i",
            "local_L", "mean_task_grad_norm"]
@@ -81,12 +81,16 @@ def mean_task_grad_norm(family: TaskFamily, w) -> np.ndarray:
     return np.linalg.norm(family.grad(we, i), axis=-1) @ family.p
 
 
-def local_L(family: TaskFamily, w, alpha: float, L: float | None = None, rho: float | None = None) -> np.ndarray:
+def local_L(family: TaskFamily, w, alpha: float, L: float | None = None, rho: float | None = None,
+            inner_steps: int = 1) -> np.ndarray:
     """Local smoothness of ``F``: ``L(w) = 4L + 2ρα E_i‖∇f_i(w)‖`` (THEORY.md §3,
-    smoothness lemma, valid for ``α ≤ 1/L``).  ``L``, ``rho`` default to the
-    family's certified constants."""
+    smoothness lemma, valid for ``α ≤ 1/L``); of ``F_N`` for ``N = inner_steps > 1``
+    (THEORY.md §9, (D2)).  ``L``, ``rho`` default to the family's certified constants."""
     if L is None or rho is None:
         c = family.constants()
         L = c.L.value if L is None else L
         rho = c.rho.value if rho is None else rho
-    return smooth_local_L(L=L, rho=rho, alpha=alpha, mean_grad_norm=mean_task_grad_norm(family, w))
+    m = mean_task_grad_norm(family, w)
+    if check_count("inner_steps", inner_steps) == 1:
+        return smooth_local_L(L=L, rho=rho, alpha=alpha, mean_grad_norm=m)
+    return multistep_smooth_L(L=L, rho=rho, alpha=alpha, N=inner_steps, mean_grad_norm=m)

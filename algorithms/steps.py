@@ -23,7 +23,9 @@ construction from the oracles that the tests hold as the reference.
 
 Step sizes: ``β_k = 1/(c·L̃(w_k))`` (THEORY.md §3) with
 ``L̃(w) = 4L + 2ρα (1/B′) Σ_{j∈B′} ‖∇̃f_j(w, D_β)‖`` on a batch independent of
-the update's; exact mode uses the exact ``L(w)``.  Or a constant ``β``.
+the update's; exact mode uses the exact ``L(w)``.  Or a constant ``β``.  With
+``N > 1`` inner steps the same rule with the N-step smoothness of THEORY.md §9
+(``smoothness_formula``).
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mamlcheck.problems.base import TaskFamily
-from mamlcheck.theory.bounds import local_L_formula
+from mamlcheck.theory.bounds import local_L_formula, multistep_L_formula
 
 from . import fast as _fast
 from .estimators import ALGORITHMS, ORACLE_CALLS, Algorithm, algorithm
@@ -40,7 +42,7 @@ from .hyper import Hyper
 from .objective import grad_F, local_L
 
 __all__ = ["Algorithm", "ALGORITHMS", "algorithm", "direction", "outer_step", "StepOut", "step_size",
-           "estimate_L_tilde", "has_fast_direction", "ORACLE_CALLS"]
+           "estimate_L_tilde", "smoothness_formula", "has_fast_direction", "ORACLE_CALLS"]
 
 
 class StepOut(NamedTuple):
@@ -56,6 +58,15 @@ def _task_directions(family: TaskFamily, w: np.ndarray, tasks: np.ndarray, hyper
     return algorithm(hyper.algorithm).task_directions(family, w, tasks, hyper, rho, rng)
 
 
+def smoothness_formula(hyper: Hyper, L: float, rho: float, mean_grad_norm):
+    """The local smoothness the step rule divides by, from ``E_i‖∇f_i(w)‖`` (or its
+    estimate): ``4L + 2ρα·m`` for one inner step (THEORY.md §3), the N-step
+    ``q^{2N}L + (ρ/L)q^{2N−1}(q^N − 1)·m`` otherwise (§9, (D2))."""
+    if hyper.inner_steps == 1:
+        return local_L_formula(L, rho, hyper.alpha, mean_grad_norm)
+    return multistep_L_formula(L, rho, hyper.alpha, hyper.inner_steps, mean_grad_norm)
+
+
 def estimate_L_tilde(family: TaskFamily, w: np.ndarray, hyper: Hyper, L: float, rho: float, rng, *,
                      fast: bool = False) -> np.ndarray:
     """``L̃(w) = 4L + 2ρα (1/B′) Σ_j ‖∇̃f_j(w, D_β)‖`` on an independent batch
@@ -63,7 +74,7 @@ def estimate_L_tilde(family: TaskFamily, w: np.ndarray, hyper: Hyper, L: float, 
     ``fast=True`` takes the norms from the fast sampler registered for the
     family where there is one (same law, other draws)."""
     if rho * hyper.alpha == 0:
-        return np.full(w.shape[0], local_L_formula(L, rho, hyper.alpha, 0.0))
+        return np.full(w.shape[0], smoothness_formula(hyper, L, rho, 0.0))
     if hyper.B_prime is None or hyper.D_beta is None:
         raise ValueError("hyper must be resolved for the L̃ estimate: use hyper.resolved(constants) "
                          "to set B_prime and D_beta")
@@ -73,7 +84,7 @@ def estimate_L_tilde(family: TaskFamily, w: np.ndarray, hyper: Hyper, L: float, 
         g_norm = fs.grad_norms(w, tasks, hyper.D_beta, rng)
     else:
         g_norm = np.linalg.norm(family.sample_grad(w[:, None, :], tasks, hyper.D_beta, rng), axis=-1)
-    return local_L_formula(L, rho, hyper.alpha, g_norm.mean(axis=1))
+    return smoothness_formula(hyper, L, rho, g_norm.mean(axis=1))
 
 
 def step_size(family: TaskFamily, w: np.ndarray, hyper: Hyper, L: float, rho: float, rng, *,
@@ -82,7 +93,7 @@ def step_size(family: TaskFamily, w: np.ndarray, hyper: Hyper, L: float, rho: fl
     if hyper.step == "constant":
         return np.full(w.shape[0], hyper.beta)
     if algorithm(hyper.algorithm).exact:
-        return 1.0 / (hyper.c * local_L(family, w, hyper.alpha, L, rho))
+        return 1.0 / (hyper.c * local_L(family, w, hyper.alpha, L, rho, hyper.inner_steps))
     return 1.0 / (hyper.c * estimate_L_tilde(family, w, hyper, L, rho, rng, fast=fast))
 
 
@@ -136,6 +147,6 @@ def outer_step(family: TaskFamily, w: np.ndarray, hyper: Hyper, L: float, rho: f
     if (fs is not None and hyper.step == "adaptive" and rho * hyper.alpha != 0 and hyper.B_prime is not None
             and hyper.D_beta is not None):
         g, mean_norm = fs.step(w, hyper, rng, delta=algo.delta_rule(hyper, rho))
-        return StepOut(g, 1.0 / (hyper.c * local_L_formula(L, rho, hyper.alpha, mean_norm)))
+        return StepOut(g, 1.0 / (hyper.c * smoothness_formula(hyper, L, rho, mean_norm)))
     beta = step_size(family, w, hyper, L, rho, rng, fast=fast)
     return StepOut(direction(family, w, hyper, rho, rng, fast=fast, grad=grad), beta)

@@ -20,7 +20,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from mamlcheck.algorithms.hyper import ALGORITHMS, STEP_RULES, Hyper
+from mamlcheck.algorithms.hyper import ALGORITHMS, STEP_C_BY_THEOREM, STEP_RULES, Hyper
 from mamlcheck.algorithms.runner import run
 from mamlcheck.problems import FAMILIES, family_parameters, make_family
 from mamlcheck import literature as lit
@@ -76,7 +76,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     h = p.add_argument_group("algorithm and hyperparameters")
     h.add_argument("--algorithm", default="maml", help=f"one of: {', '.join(ALGORITHMS)}")
     h.add_argument("--alpha", type=float, default=None,
-                   help="inner step α; default: the theorem's largest (1/(6L), FO-MAML 1/(10L))")
+                   help="inner step α; default: the theorem's largest (1/(6L), FO-MAML 1/(10L); over N for N inner steps)")
     h.add_argument("--B", type=int, default=Hyper.B, help="tasks per outer step")
     h.add_argument("--D-in", type=int, default=Hyper.D_in)
     h.add_argument("--D-o", type=int, default=Hyper.D_o)
@@ -85,6 +85,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help=f"N, gradient steps of the inner loop (1..{MAX_INNER_STEPS}; N > 1: multi-step MAML)")
     h.add_argument("--step", default="adaptive", help=f"one of: {', '.join(STEP_RULES)}")
     h.add_argument("--beta", type=float, default=None, help="constant step (with --step constant)")
+    h.add_argument("--step-c", type=float, default=None,
+                   help="c of the adaptive step β_k = 1/(c·L̃); default: the theorem's")
     h.add_argument("--B-prime", type=int, default=None, help="tasks of the L̃ estimate (default: theorem's)")
     h.add_argument("--D-beta", type=int, default=None, help="samples of the L̃ estimate (default: theorem's)")
     r = p.add_argument_group("run")
@@ -126,6 +128,12 @@ def check_run_options(args) -> None:
         check_float("--beta", args.beta, 0, lo_open=True)
     if (args.step == "constant") != (args.beta is not None):
         raise ValueError("--beta must be given exactly when --step constant is")
+    if args.step_c is not None:
+        check_float("--step-c", args.step_c, 0, lo_open=True)
+    theorem = Hyper(args.algorithm, step="constant", beta=1.0, inner_steps=args.inner_steps).theorem
+    if args.step == "adaptive" and args.step_c is None and theorem not in STEP_C_BY_THEOREM:
+        raise ValueError(f"--algorithm {args.algorithm} with --inner-steps {args.inner_steps} has no theorem that "
+                         "fixes c in β_k = 1/(c·L̃): give --step-c, or --step constant with --beta")
     if args.w0 is not None:
         check_float("--w0", args.w0)
     check_float("--divergence-bound", args.divergence_bound, 0, lo_open=True)
@@ -140,11 +148,12 @@ def build(args) -> tuple:
     params = {k[4:]: v for k, v in vars(args).items() if k.startswith("fam_") and v is not None}
     family = make_family(args.family, **params)
     alpha = args.alpha
-    if alpha is None:
-        alpha = lit.ALPHA_MAX_LD.get(args.algorithm, lit.ALPHA_MAX_LD["maml"]) / family.constants().L.value
+    if alpha is None:      # the theorem's largest, over N for N inner steps (THEORY.md §9)
+        alpha = lit.ALPHA_MAX_LD.get(args.algorithm, lit.ALPHA_MAX_LD["maml"]) / (
+            args.inner_steps * family.constants().L.value)
     hyper = Hyper(args.algorithm, alpha=alpha, B=args.B, D_in=args.D_in, D_o=args.D_o, D_h=args.D_h,
                   step=args.step, beta=args.beta, B_prime=args.B_prime, D_beta=args.D_beta,
-                  inner_steps=args.inner_steps)
+                  inner_steps=args.inner_steps, step_c=args.step_c)
     hyper = hyper.resolved(family.constants())
     for name in _BATCH_FLAGS:
         if getattr(hyper, name) > MAX_BATCH:

@@ -143,7 +143,8 @@ def test_vectorised_over_arrays():
 
 
 def test_kinds_and_side_by_side():
-    helpers = ("KIND", "HYPER_FIELDS", "CONSTANT_NAMES", "moment_check", "holds", "hf_delta_formula", "local_L_formula")
+    helpers = ("KIND", "HYPER_FIELDS", "CONSTANT_NAMES", "moment_check", "holds", "hf_delta_formula", "local_L_formula",
+               "multistep_L_formula")
     public = [n for n in bd.__all__ if n not in helpers]
     assert set(public) == set(bd.KIND)
     assert bd.KIND["iterations_upper"] == "upper" and bd.chain_lower_bound_iterations.kind == "lower"

@@ -145,7 +145,7 @@ def test_without_noise_each_estimator_is_its_exact_per_task_term(key, N):
     tasks = np.array([[0, 1, 2, 1]])
     rho = fam.constants().rho.value
     for name, first_order, tol in (("maml", False, 1e-12), ("fomaml", True, 1e-12), ("hfmaml", False, 1e-6)):
-        hyper = Hyper(name, alpha=alpha, inner_steps=N, delta_cap=1e-4 if name == "hfmaml" else None)
+        hyper = Hyper(name, alpha=alpha, inner_steps=N, step_c=12.0, delta_cap=1e-4 if name == "hfmaml" else None)
         G = algorithm(name).task_directions(fam, w[None], tasks, hyper, rho, np.random.default_rng(0))
         ref = _exact_terms(fam, w, alpha, N, tasks[0], first_order)
         assert G.shape == (1, 4, fam.d)

@@ -58,7 +58,8 @@ def _kind(kind: str) -> Callable:
     bound is about (never a constant or a hyperparameter, which a record
     could also supply).  ``constants=`` (a ``Constants`` record, a family, or a
     mapping) supplies ``L, rho, sigma, sigma_tilde, sigma_H`` and ``hyper=``
-    the fields ``HYPER_FIELDS`` (and ``cap`` from ``delta_cap``) that are not
+    the fields ``HYPER_FIELDS`` (and ``cap`` from ``delta_cap``, ``N`` from
+    ``inner_steps``) that are not
     given explicitly; an explicit keyword wins.  A missing or unknown symbol
     is a ``TypeError`` naming it.
     """
@@ -69,7 +70,7 @@ def _kind(kind: str) -> Callable:
         sig = inspect.signature(fn)
         names = list(sig.parameters)
         required = [n for n, p in sig.parameters.items() if p.default is inspect.Parameter.empty]
-        positional = names[0] not in (*CONSTANT_NAMES, *HYPER_FIELDS, "Delta", "cap", "delta", "T")
+        positional = names[0] not in (*CONSTANT_NAMES, *HYPER_FIELDS, "Delta", "cap", "delta", "T", "N")
 
         @functools.wraps(fn)
         def bound(*args, constants=None, hyper=None, **kw):
@@ -81,8 +82,8 @@ def _kind(kind: str) -> Callable:
                     raise TypeError(f"{fn.__name__}() got {names[0]} both by position and by name")
                 kw[names[0]] = args[0]
             if hyper is not None:
-                for n, field in (*((f, f) for f in HYPER_FIELDS), ("cap", "delta_cap")):
-                    if n in names and n not in kw:
+                for n, field in (*((f, f) for f in HYPER_FIELDS), ("cap", "delta_cap"), ("N", "inner_steps")):
+                    if n in names and n not in kw and hasattr(hyper, field):
                         kw[n] = getattr(hyper, field)
             if constants is not None:
                 for n, v in _constant_values(constants).items():

@@ -21,6 +21,9 @@ from mamlcheck.theory.floors import (S_prime, chain_eps_prime, chain_lower_bound
 from mamlcheck.theory.lemmas import (B_prime_min, D_beta_min, D_h_min, hessian_factor_sq, inner_bias,
                                      local_L_formula, maml_bias, second_moment_inner, smooth_local_L,
                                      step_inv_mean_lower, step_inv_sq_upper)
+from mamlcheck.theory.multistep import (inner_drift, multistep_alpha_max, multistep_bias,
+                                        multistep_iterations_order, multistep_L_formula, multistep_second_moment,
+                                        multistep_smooth_L, multistep_task_grad_range)
 from mamlcheck.theory.rate import (conditional_rhs, descent_rhs, first_moment_bound, iterations_upper,
                                    per_step_decrease, second_moment_bound, telescoped_rhs)
 
@@ -32,4 +35,6 @@ __all__ = [
     "per_step_decrease", "telescoped_rhs", "iterations_upper",
     "noise_S", "S_prime", "noise_floor", "fomaml_dropped_term",
     "hf_fd_error", "hf_delta", "hf_delta_formula", "local_L_formula", "chain_T", "chain_eps_prime", "chain_lower_bound_iterations",
+    "multistep_smooth_L", "multistep_L_formula", "inner_drift", "multistep_bias", "multistep_second_moment",
+    "multistep_task_grad_range", "multistep_alpha_max", "multistep_iterations_order",
 ]

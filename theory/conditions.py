@@ -8,6 +8,7 @@ experiment (``Hyper`` allows it); this module says which guarantee is void.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
@@ -16,6 +17,7 @@ import pandas as pd
 from mamlcheck.problems.base import Constants, check_positive
 from mamlcheck.theory import bounds
 from mamlcheck.theory._calling import constants_mapping
+from mamlcheck.theory.multistep import MULTISTEP, STEP_C_N, multistep_alpha_max
 from mamlcheck import literature as lit
 
 __all__ = ["Condition", "THEOREMS", "check_conditions", "conditions_table", "format_conditions", "broken"]
@@ -25,6 +27,9 @@ THEOREMS = {
     "fomaml": "FO-MAML theorem (THEORY.md §5)",
     "hfmaml": "HF-MAML theorem (THEORY.md §6)",
     "exact": "MAML theorem with exact gradients (THEORY.md §4, infinite batches)",
+    "multistep": "multi-step MAML theorem (THEORY.md §9; Ji, Yang & Liang 2022, constants derived in §9)",
+    "multistep-exact": "multi-step MAML theorem with exact gradients (THEORY.md §9, infinite batches)",
+    "none": "no theorem (THEORY.md §9 covers N-step MAML and exact gradients only)",
 }
 _SECTION = {"maml": "§4", "fomaml": "§5", "hfmaml": "§6", "exact": "§4"}
 _REL = 1e-12   # slack on α thresholds, so that α = 1/(6L) typed by hand counts as on the boundary
@@ -137,10 +142,53 @@ def check_conditions(constants, hyper) -> list[Condition]:
     if not hasattr(hyper, "algorithm"):
         raise TypeError(f"check_conditions(constants, hyper): hyper must be a Hyper, got {type(hyper).__name__}")
     v = _values(constants)
-    alg = hyper.algorithm
-    if alg not in CONDITIONS:
-        raise ValueError(f"no theorem for algorithm {alg!r}; known: {', '.join(CONDITIONS)}")
-    return [c for part in CONDITIONS[alg] for c in part(alg, v, hyper, THEOREMS[alg])]
+    key = _theorem_key(hyper)
+    if key not in CONDITIONS:
+        raise ValueError(f"no theorem for algorithm {hyper.algorithm!r}; known: {', '.join(CONDITIONS)}")
+    return [c for part in CONDITIONS[key] for c in part(hyper.algorithm, v, hyper, THEOREMS[key])]
+
+
+def _theorem_key(hyper) -> str:
+    """Which theorem's conditions apply: the algorithm's for one inner step, the
+    multi-step theorem's (§9) for ``N > 1`` with MAML or exact gradients, none
+    for FO- and HF-MAML with ``N > 1``."""
+    if getattr(hyper, "inner_steps", 1) == 1:
+        return hyper.algorithm
+    if getattr(hyper, "theorem", None) != MULTISTEP:
+        return "none"
+    return "multistep-exact" if hyper.algorithm == "exact" else "multistep"
+
+
+# --- the multi-step theorem (THEORY.md §9): the paper's order, constants derived there ---
+def _alpha_multistep(alg, v, hyper, theorem):
+    N, alpha_max = hyper.inner_steps, multistep_alpha_max(L=v["L"], N=hyper.inner_steps)
+    return [Condition("alpha_range",
+                      f"inner step α ≤ 1/(6NL) with N = {N}: the order α ∝ 1/N of Ji, Yang & Liang, "
+                      "the one-step theorem's 1/(6L) at N = 1 (THEORY.md §9)",
+                      f"(0, {alpha_max:.6g}]", hyper.alpha, 0 < hyper.alpha <= alpha_max * (1 + _REL), theorem)]
+
+
+def _step_multistep(alg, v, hyper, theorem):
+    symbol = "L_N(w_k)" if alg == "exact" else "L̃_N(w_k)"
+    given = f"constant β = {hyper.beta:g}" if hyper.step == "constant" else f"adaptive, c = {hyper.c:g}"
+    return [Condition("step_rule",
+                      f"β_k = 1/({STEP_C_N:g}·{symbol}), the N-step smoothness (D2) at w_k (THEORY.md §9); "
+                      "a constant β or another c is outside",
+                      f"adaptive, c = {STEP_C_N:g}", given, hyper.step == "adaptive" and hyper.c == STEP_C_N, theorem)]
+
+
+def _D_h_multistep(alg, v, hyper, theorem):
+    N = hyper.inner_steps
+    need = max(1, math.ceil(lit.D_H_FACTOR["maml"] * N * (hyper.alpha * v["sigma_H"]) ** 2))
+    return [Condition("D_h_min", f"Hessian batch D_h ≥ ⌈{lit.D_H_FACTOR['maml']:g}N(ασ_H)²⌉, so that the N factors "
+                      "of (D6) stay bounded: κ_h^N ≤ (1+αL)^{2N}·e^{1/2} (THEORY.md §9)",
+                      need, hyper.D_h, hyper.D_h >= need, theorem)]
+
+
+def _no_theorem(alg, v, hyper, theorem):
+    return [Condition("theorem", f"{alg} with N = {hyper.inner_steps} inner steps: no convergence theorem "
+                      "(THEORY.md §9 covers N-step MAML and exact gradients)",
+                      "maml or exact", alg, False, theorem)]
 
 
 def _alpha(alg, v, hyper, theorem):
@@ -167,6 +215,9 @@ CONDITIONS = {
     "fomaml": (_alpha, _step_condition, _estimate_conditions, _no_batch_condition),
     "hfmaml": (_alpha, _D_h_condition, _step_condition, _estimate_conditions, _no_batch_condition, _delta_rule),
     "exact": (_alpha, _step_condition),
+    "multistep": (_alpha_multistep, _B_min, _D_h_multistep, _step_multistep, _estimate_conditions),
+    "multistep-exact": (_alpha_multistep, _step_multistep),
+    "none": (_no_theorem,),
 }
 
 

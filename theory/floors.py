@@ -187,21 +187,24 @@ def chain_T(eps, Delta, L):
 
 
 @_kind("value")
-def chain_eps_prime(eps, alpha, L):
+def chain_eps_prime(eps, alpha, L, N=1):
     """Chain accuracy for MAML: ``ε′ = ε/(1 − αL)``, since
-    ``‖∇F(w)‖ ≥ (1 − αL)‖∇f(w − α∇f(w))‖`` (THEORY.md §7; needs ``αL < 1``)."""
-    eps, alpha, L = _pos("eps", eps), _nonneg("alpha", alpha), _pos("L", L)
+    ``‖∇F(w)‖ ≥ (1 − αL)‖∇f(w − α∇f(w))‖`` (THEORY.md §7; needs ``αL < 1``); with
+    ``N`` inner steps ``ε′ = ε/(1 − αL)^N``, since ``‖∇F_N(w)‖ ≥ (1 − αL)^N‖∇f(u^N)‖``
+    (THEORY.md §9, (D1))."""
+    eps, alpha, L, N = _pos("eps", eps), _nonneg("alpha", alpha), _pos("L", L), _size("N", N)
     if np.any(alpha * L >= 1):
         raise ValueError(f"chain_eps_prime needs alpha*L < 1, got alpha*L = {alpha * L}")
-    return _out(eps / (1 - alpha * L))
+    return _out(eps / (1 - alpha * L) ** N)
 
 
 @_kind("lower")
-def chain_lower_bound_iterations(eps, Delta, L, alpha):
+def chain_lower_bound_iterations(eps, Delta, L, alpha, N=1):
     """Outer steps exact MAML from ``w_0 = 0`` needs on the chain built for
-    ``ε′ = chain_eps_prime``: ``⌈(T(ε′) − 1)/2⌉ = ⌊T(ε′)/2⌋``.  For identical
-    tasks (``σ = 0``) only: the inequality ``‖∇F‖ ≥ (1 − αL)‖∇f(u)‖`` below
-    is shown for one task (docs/THEORY.md, errata).
+    ``ε′ = chain_eps_prime``: ``⌈(T(ε′) − 1)/2⌉ = ⌊T(ε′)/2⌋``; with ``N`` inner
+    steps ``⌊T(ε′)/(N + 1)⌋``.  For identical tasks (``σ = 0``) only: the
+    inequality ``‖∇F‖ ≥ (1 − αL)‖∇f(u)‖`` below is shown for one task
+    (docs/THEORY.md, errata).
 
     Argument: the chain is zero-respecting, so if ``w_t`` is supported on the
     first ``k`` coordinates, the inner point ``u_t = w_t − α∇f(w_t)`` is
@@ -211,16 +214,24 @@ def chain_lower_bound_iterations(eps, Delta, L, alpha):
     ``‖∇F(w_t)‖ ≥ (1 − αL)‖∇f(u_t)‖ > (1 − αL)ε′ = ε``.  Every
     ``t ≤ (T − 2)/2`` is therefore non-stationary and the first ε-stationary
     step is at least ``⌊(T − 2)/2⌋ + 1 = ⌈(T − 1)/2⌉`` (the ceiling of
-    THEORY.md's "about (T(ε′) − 1)/2", exact for odd and even ``T``).  The
-    budget ``Δ`` bounds ``F(0) − inf F ≤ f(0) − inf f`` as well (``α ≤ 1/L``).
-    Reference: THEORY.md §7.
+    THEORY.md's "about (T(ε′) − 1)/2", exact for odd and even ``T``).  With
+    ``N`` inner steps (THEORY.md §9): ``u_t^N`` is supported on ``k + N``,
+    ``∇f(u_t^N)`` on ``k + N + 1``, and each Hessian factor (tridiagonal, zero
+    past ``prog(u^j) + 1``) keeps that support, so ``w_t`` lives on ``t(N + 1)``
+    coordinates and ``u_t^N`` on ``t(N + 1) + N``; while that is ``≤ T − 1``,
+    ``‖∇F_N(w_t)‖ ≥ (1 − αL)^N‖∇f(u_t^N)‖ > ε``, so the first ε-stationary step
+    is at least ``⌊(T − 1 − N)/(N + 1)⌋ + 1 = ⌊T/(N + 1)⌋``.  The budget ``Δ``
+    bounds ``F(0) − inf F ≤ f(0) − inf f`` as well (``α ≤ 1/L``).
+    Reference: THEORY.md §7, §9.
 
     Args:
-        eps: ``ε > 0``; Delta: budget; L: smoothness; alpha: inner step (``αL < 1``).
+        eps: ``ε > 0``; Delta: budget; L: smoothness; alpha: inner step (``αL < 1``);
+        N: inner steps.
 
     Returns:
         The lower bound on iterations (an int for scalar ``eps``).
     """
-    T = np.asarray(chain_T(eps=chain_eps_prime(eps=eps, alpha=alpha, L=L), Delta=Delta, L=L))
-    n = T // 2
+    N = int(_size("N", N))
+    T = np.asarray(chain_T(eps=chain_eps_prime(eps=eps, alpha=alpha, L=L, N=N), Delta=Delta, L=L))
+    n = T // (N + 1)
     return int(n) if n.ndim == 0 else n
