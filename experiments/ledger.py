@@ -210,6 +210,11 @@ def check_args(hyper, eps, budget, points, draws, reps, cond_reps, delta):
     if hyper.algorithm not in ("maml", "exact"):
         raise ValueError(f"the ledger walks the MAML proof (THEORY.md §4): algorithm must be "
                          f"'maml' or 'exact', got {hyper.algorithm!r}")
+    if hyper.inner_steps != 1:
+        raise ValueError(f"the ledger walks the one-step proof of (14) (THEORY.md §4), whose constants "
+                         f"(7), (8), (11), (14) are not known for N > 1 inner steps (THEORY.md §9): "
+                         f"inner_steps must be 1, got {hyper.inner_steps}; the N-step bounds are checked by "
+                         f"the multistep experiments and the slack report")
     try:
         ok = math.isfinite(float(eps)) and float(eps) > 0
     except (TypeError, ValueError):

@@ -190,3 +190,12 @@ def test_the_N_step_estimators_mean_is_its_exact_expectation_and_an_off_by_one_i
                   _exact_terms(fam, w, alpha, N, [task], first_order=True)[0]):
         assert np.abs((wrong - exact) / se).max() >= 40
         assert np.abs((mean - wrong) / se).max() > Z_STAR_D4
+
+
+def test_the_proof_ledger_refuses_N_steps_by_name_before_any_work():
+    """Its (7), (8), (11), (14) are the one-step proof's; for N > 1 their constants
+    are not known (THEORY.md §9), so a ledger of an N-step run would be a wrong
+    certificate."""
+    from mamlcheck.experiments.ledger import evaluate
+    with pytest.raises(ValueError, match="inner_steps must be 1"):
+        evaluate(_family("cosine-quadratic"), Hyper("maml", alpha=0.01, inner_steps=2), eps=0.1)
