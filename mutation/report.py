@@ -146,12 +146,16 @@ def main() -> None:
 
 
 def write_markdown(run: dict, per_file: dict, survivors: list, untested: Counter, notes: str) -> None:
-    def cell(counts: Counter) -> list:
+    equivalent = Counter(s["file"] for s in survivors if s["class"] == "equivalent")
+
+    def cell(counts: Counter, n_equivalent: int) -> list:
         checked = sum(v for k, v in counts.items() if k != "not checked")
         caught = sum(counts[k] for k in CAUGHT)
         score = f"{caught}/{checked} ({100 * caught / checked:.0f} %)" if checked else "—"
-        return [score, counts["killed"], counts["timeout"], counts["survived"], counts["no tests"],
-                counts["not checked"], checked]
+        real = checked - n_equivalent
+        score_real = f"{caught}/{real} ({100 * caught / real:.1f} %)" if real else "—"
+        return [score_real, score, n_equivalent, counts["killed"], counts["timeout"], counts["survived"],
+                counts["no tests"], counts["not checked"], checked]
 
     out = ["# Mutation testing: results", "",
            "Written by `make mutate` (mutation/run.py, mutmut "
@@ -162,16 +166,18 @@ def write_markdown(run: dict, per_file: dict, survivors: list, untested: Counter
                 f"* files mutated: {files}",
                 f"* wall time: {run['seconds'] / 60:.1f} min (cap {run['minutes_cap']:g} min) on "
                 f"{run['cpus']} cores, {run['date']}; mutmut exit code {run['exit_code']}", ""]
-    out += ["Score = caught / checked, caught = killed + timeout. *no tests*: no test reaches the "
+    out += ["Score = caught / non-equivalent checked mutants (caught = killed + timeout; an "
+            "*equivalent* survivor, which no input can tell from the original, is left out, with "
+            "its reason below); *raw*: caught / all checked. *no tests*: no test reaches the "
             "function; *not checked*: not reached before the time cap (mutmut runs the fastest "
             "mutants first, so these are the ones with the longest-running tests).", "",
-            "| file | score | killed | timeout | survived | no tests | not checked | checked |",
-            "|---|---|---:|---:|---:|---:|---:|---:|"]
+            "| file | score | raw | equivalent | killed | timeout | survived | no tests | not checked | checked |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     total = Counter()
     for f, counts in per_file.items():
         total += counts
-        out.append("| " + " | ".join(str(x) for x in [f"`{f}`", *cell(counts)]) + " |")
-    out.append("| " + " | ".join(str(x) for x in ["**all**", *cell(total)]) + " |")
+        out.append("| " + " | ".join(str(x) for x in [f"`{f}`", *cell(counts, equivalent[f])]) + " |")
+    out.append("| " + " | ".join(str(x) for x in ["**all**", *cell(total, sum(equivalent.values()))]) + " |")
     if notes:
         out += ["", notes.strip()]
     if untested:

@@ -243,3 +243,50 @@ def test_a_row_lists_its_columns_in_the_documented_order():
     within = Check("a ≤ x ≤ b", "(1)", 1.5, 2.0, "within", bound_lo=1.0).row()
     assert list(within)[:5] == ["statement", "equation", "measured", "bound_lo", "bound"]
     assert within["bound_lo"] == 1.0 and within["bound"] == 2.0
+
+
+def test_term_slack_rows_carry_every_field_and_the_whole_bound_row_its_inverse_slack():
+    """All fields by value (a renamed, dropped or constant field fails): the
+    whole-bound row is stated 1, needed 1/slack, labelled by context['property']."""
+    c = Check("(7)", "(7)", 1.5, 2.08, "upper", context={"property": "moment (7)"},
+              parts=(("2‖∇F‖²", 2.0, 2.0), ("0.08σ̃²/D_in", 0.08, 0.08)))
+    rows = c.term_slack()
+    assert rows[0] == dict(constant="2‖∇F‖²", term=0, stated=2.0, needed=pytest.approx(1.42, rel=1e-12),
+                           ratio=pytest.approx(2 / 1.42, rel=1e-12))
+    assert rows[2] == dict(constant="moment (7): whole bound", term=2, stated=1.0,
+                           needed=pytest.approx(1.5 / 2.08, rel=1e-12), ratio=pytest.approx(2.08 / 1.5, rel=1e-12))
+
+
+def test_the_whole_bound_row_of_a_lower_check_uses_the_lower_slack():
+    c = Check("x", "(11)", 3.0, 2.0, "lower", parts=(("a", 1.0, 1.0), ("b", 1.0, 1.0)))
+    whole = c.term_slack()[-1]
+    assert whole["ratio"] == pytest.approx(1.5, rel=1e-12) and whole["needed"] == pytest.approx(2 / 3, rel=1e-12)
+
+
+def test_a_whole_bound_with_infinite_room_needs_nothing():
+    c = Check("x", "(8)", 0.0, 2.0, "upper", parts=(("a", 1.0, 1.0), ("b", 1.0, 1.0)))
+    assert c.term_slack()[-1]["ratio"] == math.inf and c.term_slack()[-1]["needed"] == 0.0
+
+
+def test_a_term_with_constant_one_and_a_small_term_of_a_random_check_have_rows():
+    """Only a zero constant or a vanishing term is skipped; the rounding floor
+    (ten tolerances) applies to exact values only."""
+    c = Check("x", "(8)", 1.0, 1.5, "upper", lo=0.9, hi=1.1, tol=1.0,
+              parts=(("one", 1.0, 1.0), ("small", 0.5, 0.5)))
+    assert [r["constant"] for r in c.term_slack()] == ["one", "small", "(8): whole bound"]
+
+
+def test_the_rounding_floor_is_ten_tolerances_of_an_exact_upper_bound_only():
+    two = (("a", 1.0, 0.5), ("b", 1.0, 0.5))
+    assert Check("x", "(8)", 0.5, 1.0, "upper", tol=0.1, parts=two).term_slack() == []  # bound = 10 tol
+    assert Check("x", "(8)", 0.5, 1.06, "upper", tol=0.1, parts=(("a", 1.0, 1.06),)).term_slack() != []  # > 10, < 11 tol
+    lower = Check("x", "(8)", 2.0, 1.0, "lower", tol=0.1, parts=two)                   # lower: the bound has no floor
+    assert [r["constant"] for r in lower.term_slack()] == ["(8): whole bound"]       # (its terms are below it)
+
+
+def test_a_term_needed_up_to_a_billionth_of_its_constant_has_infinite_room():
+    # needed = (measured − (bound − value))/(value/stated) = 1e-9 exactly: ≤ 1e-9·stated
+    one = Check("x", "(8)", 1e-9, 1.0, "upper", parts=(("a", 1.0, 1.0),)).term_slack()
+    assert one[0]["needed"] == 1e-9 and one[0]["ratio"] == math.inf
+    two = Check("x", "(8)", 1e-9, 2.0, "upper", parts=(("a", 2.0, 2.0),)).term_slack()
+    assert two[0]["needed"] == 1e-9 and two[0]["ratio"] == math.inf                  # 1e-9 ≤ 1e-9·2
