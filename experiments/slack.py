@@ -107,7 +107,7 @@ def compute(examples: int, root: int = ROOT_SEED, mc_samples: int = MC_SAMPLES, 
 # report order of the properties (the order of ``all_checks``)
 PROPERTIES = ("(7)", "(8)", "bias lemma", "MAML bias", *(f"second-moment lemma, φ = {fmt_const(p)}" for p in PHIS),
               "FO-MAML bias", "HF-MAML difference", "step size E[1/L̃]", "step size E[1/L̃²]",
-              "smoothness lemma", "smoothness lemma (Taylor form)")
+              "smoothness lemma", "smoothness lemma (Taylor form)", "(D2) N-step smoothness")
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""The checks of the slack report: each lemma and moment bound of THEORY.md §3–§6 on one draw.
+"""The checks of the slack report: each lemma and moment bound of THEORY.md §3–§6 on one draw,
+and the derived multi-step bounds (D2), (D4)–(D6) of docs/THEORY.md §9.
 
 Each check is a ``theory.checks.Check``: the measured left side beside the
 bound from ``theory.bounds``, with the bound split into its terms (``parts``)
@@ -11,6 +12,19 @@ STATEMENTS``); the lemmas' are in ``LEMMAS``.  Left sides are exact
 rate ``MC_DELTA``.  ``tol`` is the rounding allowance; ``context`` carries
 the report's ``property`` label, the ``task`` (per-task checks), the whole
 ``allowance`` (rounding plus half-width) and a ``note``.
+
+The multi-step checks take ``N = MULTISTEP_N`` inner steps at the draw's ``α``
+(the bounds hold for any ``α``).  (D2) is exact and is a row of the report.
+(D4)–(D6) (``check_multistep_moments``) are Monte Carlo means of the N-step
+estimator (``slack_moments.multistep_draws``), whose draws are polynomials of
+degree ``N + 1`` in the noise (heavy-tailed): their interval is a median of
+means (``median_of_means``), which needs only a finite variance.  They are not
+rows of the report (``all_checks``): at the report's few thousand draws per
+task the bias (D5) is far below the noise (‖estimate − exact‖ then measures the
+noise, not the bias), and (D4), which is tight at small ``αL``, would show
+point estimates above the bound that the interval does not confirm; the
+report's ratio is read at the point estimate.  ``tests/test_multistep_bounds.py``
+runs them on drawn cases.
 """
 from __future__ import annotations
 
@@ -31,15 +45,18 @@ from mamlcheck.theory.checks import Check
 from mamlcheck.theory.proof import STATEMENTS
 
 from .slack_draws import Case
-from .slack_moments import ROUND, Moments, grad_rounding_scale, grad_tol, moments
+from .slack_moments import ROUND, Moments, grad_rounding_scale, grad_tol, moments, multistep_draws
 
 __all__ = ["Check", "LEMMAS", "PHIS", "MC_DELTA", "MC_SAMPLES", "passes", "fmt_const", "check_first_moment",
            "check_second_moment", "check_bias", "check_maml_bias", "check_second_moment_lemma",
-           "check_smoothness", "check_step_size", "check_fomaml_bias", "check_hf_difference", "all_checks"]
+           "check_smoothness", "check_step_size", "check_fomaml_bias", "check_hf_difference", "all_checks",
+           "MULTISTEP_N", "median_of_means", "check_multistep_smoothness", "check_multistep_moments"]
 
 PHIS = (0.5, 1.0, 2.0)            # φ of the second-moment lemma (THEORY.md §3)
 MC_DELTA = 1e-6                   # false-alarm rate of each Monte Carlo check (one-sided)
 MC_SAMPLES = 20_000               # L̃ draws per step-size check
+MULTISTEP_N = 3                   # inner steps of the multi-step rows
+MOM_SIGMA_MARGIN = 1.2            # on the plug-in σ of ``median_of_means``
 
 _SL, _SR = f"{lit.SMOOTH_L_FACTOR:g}", f"{lit.SMOOTH_RHO_FACTOR:g}"
 LEMMAS = {     # the inequalities of THEORY.md §3–§6 that the proof's STATEMENTS do not hold
@@ -56,6 +73,14 @@ LEMMAS = {     # the inequalities of THEORY.md §3–§6 that the proof's STATEM
     "FO-MAML bias": "‖E[G^FO(w)] − ∇F(w)‖ ≤ αL E_i‖∇f_i(w − α∇f_i(w))‖ + αLσ̃/√D_in",
     "HF-MAML difference": ("‖[∇f_i(w + δv) − ∇f_i(w − δv)]/(2δ) − ∇²f_i(w)v‖ ≤ ρδ‖v‖²/2, "
                            "v = ∇f_i(w − α∇f_i(w)), δ = min{1/(6ρα‖v‖), cap}"),
+    # docs/THEORY.md §9, derived (not the paper's); q = 1 + αL, N inner steps
+    "(D2) N-step smoothness": ("‖∇F_N(w) − ∇F_N(u)‖ ≤ (q^{2N}L + (ρ/L)q^{2N−1}(q^N − 1)"
+                               "·min{E_i‖∇f_i(w)‖, E_i‖∇f_i(u)‖})‖w − u‖"),
+    "(D4) N-step inner drift": "E‖ũ_i^N − u_i^N‖² ≤ V_N = (α²σ̃²/D_in)(q^{2N} − 1)/(q² − 1)",
+    "(D5) N-step bias": ("‖E[G_i^N(w)] − ∇F_{N,i}(w)‖ ≤ q^N L√V_N "
+                         "+ αρq^{N−1}‖∇f_i(u_i^N)‖Σ_{j=1}^{N−1}√V_j"),
+    "(D6) N-step second moment": ("E‖G_i^N(w)‖² ≤ κ_h^N[(1 + 1/φ)‖∇f_i(u_i^N)‖² + (1 + φ)L²V_N + σ̃²/D_o], "
+                                  "κ_h = q² + α²σ_H²/D_h, at the φ minimising it"),
 }
 
 
@@ -283,8 +308,96 @@ def check_hf_difference(family: TaskFamily, w, hyper: Hyper) -> list[Check]:
     return out
 
 
+# --- the multi-step bounds (docs/THEORY.md §9 (D2), (D4)–(D6)) -----------------------
+def median_of_means(x: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(estimate, radius)`` of the mean of the draws ``x`` (``(n,)`` or ``(n, d)``), per
+    coordinate: the median of ``k = ⌈8 ln(d/δ)⌉`` block means, and ``r = 2σ√(k/n)``.
+    A block mean is more than ``r`` from the mean with probability ``≤ 1/4``
+    (Chebyshev), and the median only if half the blocks are: ``≤ exp(−k/8)``
+    (Hoeffding), so ``‖estimate − mean‖ ≤ ‖r‖`` with probability ``≥ 1 − δ`` given a
+    finite variance.  ``σ``: the plug-in standard deviation times ``MOM_SIGMA_MARGIN``."""
+    x = np.asarray(x, dtype=float)
+    flat = x.reshape(x.shape[0], -1)
+    k = math.ceil(8 * math.log(flat.shape[1] / delta))
+    m = flat.shape[0] // k
+    if m < 2:
+        raise ValueError(f"median_of_means needs at least {2 * k} draws for δ = {delta:g}, got {flat.shape[0]}")
+    est = np.median(flat[: k * m].reshape(k, m, -1).mean(1), axis=0)
+    r = 2 * MOM_SIGMA_MARGIN * flat.std(0, ddof=1) / math.sqrt(m)
+    return est.reshape(x.shape[1:]), r.reshape(x.shape[1:])
+
+
+def check_multistep_smoothness(family: TaskFamily, w, u, alpha: float, N: int = MULTISTEP_N) -> list[Check]:
+    """(D2), exact, split into its ``q^{2N}L`` and ``ρ`` terms."""
+    w, u = np.asarray(w, dtype=float), np.asarray(u, dtype=float)
+    c = family.constants().values()
+    L, rho, q = c["L"], c["rho"], 1 + alpha * c["L"]
+    gw, gu = grad_F(family, w, alpha, inner_steps=N), grad_F(family, u, alpha, inner_steps=N)
+    m = min(float(mean_task_grad_norm(family, w)), float(mean_task_grad_norm(family, u)))
+    dist = float(np.linalg.norm(u - w))
+    lip = bounds.multistep_smooth_L(L=L, rho=rho, alpha=alpha, N=N, mean_grad_norm=m) * dist
+    growth = q ** (2 * N) * L * dist
+    parts = (("(D2): q^{2N}L", 1.0, growth), ("(D2): (ρ/L)q^{2N−1}(q^N − 1)·min E‖∇f_i‖", 1.0, lip - growth))
+    tol = (N + 1) * q ** (2 * N) * (_atol(np.linalg.norm(gw) + np.linalg.norm(gu))
+                                     + grad_tol(family, w, alpha) + grad_tol(family, u, alpha))
+    return [_check("(D2) N-step smoothness", LEMMAS["(D2) N-step smoothness"], "THEORY.md §9 (D2)", "upper",
+                   float(np.linalg.norm(gw - gu)), lip, parts, tol, note=f"N = {N}")]
+
+
+def check_multistep_moments(family: TaskFamily, w, hyper: Hyper, n: int, seed, N: int = MULTISTEP_N,
+                            delta: float = MC_DELTA) -> list[Check]:
+    """(D4), (D5), (D6) per task, from ``n`` draws of the N-step estimator
+    (``median_of_means`` at false-alarm rate ``delta`` per check; exact when the
+    family's oracles are)."""
+    c = family.constants().values()
+    h, L, s = hyper, c["L"], c["sigma_tilde"]
+    a, q = h.alpha, 1 + h.alpha * c["L"]
+    dr = multistep_draws(family, w, h, N, n, seed)
+    V = [float(bounds.inner_drift(alpha=a, L=L, sigma_tilde=s, D_in=h.D_in, N=j)) for j in range(1, N + 1)]
+    kappa = float(bounds.hessian_factor_sq(alpha=a, L=L, sigma_H=c["sigma_H"], D_h=h.D_h)) ** N
+
+    def mean(x):
+        if dr.exact_oracles:
+            return x[0], np.zeros_like(x[0])
+        return median_of_means(x, delta)
+
+    note = f"N = {N}, " + ("exact oracles: one draw" if dr.exact_oracles
+                           else f"{dr.drift.shape[1]} draws, median of means")
+    out = []
+    for i in range(family.M):
+        g = float(np.linalg.norm(family.grad(dr.uN[i], i)))
+        scale = grad_rounding_scale(family, dr.uN[i], i)
+        est, r = mean(dr.drift[i])
+        out.append(_check("(D4) N-step inner drift", LEMMAS["(D4) N-step inner drift"], "THEORY.md §9 (D4)",
+                          "upper", float(est), V[-1], (("(D4): V_N", 1.0, V[-1]),),
+                          _atol(float(est) + float(dr.uN[i] @ dr.uN[i])), halfwidth=float(r), task=i, note=note))
+        est, r = mean(dr.G[i])
+        t1 = q ** N * L * math.sqrt(V[-1])
+        t2 = a * c["rho"] * q ** (N - 1) * g * sum(math.sqrt(v) for v in V[:-1])
+        b = bounds.multistep_bias(alpha=a, L=L, rho=c["rho"], sigma_tilde=s, D_in=h.D_in, N=N,
+                                  grad_norm_at_inner_point=g)
+        gtol = (N + 1) * q ** N * _atol(scale + np.linalg.norm(est) + np.linalg.norm(dr.exact[i]))
+        out.append(_check("(D5) N-step bias", LEMMAS["(D5) N-step bias"], "THEORY.md §9 (D5)", "upper",
+                          float(np.linalg.norm(est - dr.exact[i])), b,
+                          (("(D5): q^N L√V_N", 1.0, t1), ("(D5): αρq^{N−1}‖∇f_i(u^N)‖Σ√V_j", 1.0, t2)),
+                          gtol, halfwidth=float(np.linalg.norm(r)), task=i, note=note))
+        est, r = mean(np.sum(dr.G[i] ** 2, -1))
+        phi = g / (L * math.sqrt(V[-1])) if g > 0 and V[-1] > 0 else (1e12 if g > 0 else 1e-12)
+        terms = (kappa * (1 + 1 / phi) * g ** 2, kappa * (1 + phi) * L ** 2 * V[-1], kappa * s ** 2 / h.D_o)
+        b = bounds.multistep_second_moment(g, alpha=a, L=L, sigma_tilde=s, sigma_H=c["sigma_H"], D_in=h.D_in,
+                                           D_o=h.D_o, D_h=h.D_h, N=N, phi=phi)
+        out.append(_check("(D6) N-step second moment", LEMMAS["(D6) N-step second moment"],
+                          "THEORY.md §9 (D6)", "upper", float(est), b,
+                          tuple(zip(("(D6): κ_h^N(1 + 1/φ)‖∇f_i(u^N)‖²", "(D6): κ_h^N(1 + φ)L²V_N",
+                                     "(D6): κ_h^N σ̃²/D_o"), (1.0,) * 3, terms)),
+                          _atol(float(est)) + _sq_atol(math.sqrt(max(float(est), 0.0)), gtol),
+                          halfwidth=float(r), task=i, note=note))
+    return out
+
+
 def all_checks(case: Case, mc_seed: int = 0, mc_samples: int = MC_SAMPLES) -> list[Check]:
-    """Every check of this module on one case (the smoothness lemma needs ``case.u``)."""
+    """The report's checks on one case (the smoothness lemmas need ``case.u``): every
+    check of this module but ``check_multistep_moments`` (see the module docstring)."""
     m = moments(case.family, case.w, case.hyper)
     out = (check_first_moment(m) + check_second_moment(m) + check_bias(m) + check_maml_bias(m)
            + [c for phi in PHIS for c in check_second_moment_lemma(m, phi)]
@@ -292,4 +405,5 @@ def all_checks(case: Case, mc_seed: int = 0, mc_samples: int = MC_SAMPLES) -> li
            + check_step_size(case.family, case.w, case.hyper, mc_samples, mc_seed))
     if case.u is not None:
         out += check_smoothness(case.family, case.w, case.u, case.hyper.alpha)
+        out += check_multistep_smoothness(case.family, case.w, case.u, case.hyper.alpha)
     return out

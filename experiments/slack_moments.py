@@ -1,4 +1,5 @@
-"""Exact moments of the stochastic meta-gradient (6) at one point (``experiments.slack``).
+"""Exact moments of the stochastic meta-gradient (6) at one point (``experiments.slack``),
+and Monte Carlo draws of the N-step estimator (``multistep_draws``).
 
 The left sides of the slack report's checks are expectations over the task
 draw and every batch of MAML's estimator ``G_i`` (THEORY.md §1, (6)).  Tasks
@@ -11,14 +12,21 @@ the gradient laws, ``σ_H = 0`` for the Hessian's, as hard-chain does) has
 point-mass laws, computed here; any other family raises ``NotAvailable``.
 Every Hessian is assembled from the family's ``hvp``, so a bug there shows in
 the checks.
+
+The N-step estimator's moments have no closed form here (its Hessians are
+taken at the stochastic inner points): ``multistep_draws`` samples it with the
+estimator's own code (``algorithms.estimators``), beside the exact inner points
+and per-task terms, for the checks of THEORY.md §9 (D4)–(D6)
+(``slack_checks.check_multistep_moments``).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from mamlcheck.algorithms.estimators import ALGORITHMS
 from mamlcheck.algorithms.hyper import Hyper
 from mamlcheck.algorithms.objective import grad_F
 from mamlcheck.problems.base import CAPABILITIES, NotAvailable, TaskFamily
@@ -26,7 +34,7 @@ from mamlcheck.problems.base import CAPABILITIES, NotAvailable, TaskFamily
 from .slack_draws import centre_and_length
 
 __all__ = ["ROUND", "hessian_matrix", "grad_rounding_scale", "inner_mean", "outer_second", "hess_factor",
-           "Moments", "moments", "grad_tol"]
+           "Moments", "moments", "grad_tol", "MultistepDraws", "multistep_draws"]
 
 ROUND = 1e-12                     # rounding allowance of the exact checks, relative to their scale
 
@@ -151,3 +159,44 @@ def moments(family: TaskFamily, w, hyper: Hyper) -> Moments:
     return Moments(family, w, hyper, c, u, grad_u, H, Ev, Evv, Mh, EGi,
                    np.asarray(grad_F(family, w, a), dtype=float), p @ EGi,
                    float(p @ np.einsum("mjk,mjk->m", Mh, Evv)), p @ Ev, grad_tol(family, w, a))
+
+
+@dataclass
+class MultistepDraws:
+    """Draws of the N-step MAML estimator at one ``(family, w, hyper)``, per task
+    ``i`` (THEORY.md §9, the estimator): ``drift[i]`` the ``n`` squared distances
+    ``‖ũ_i^N − u_i^N‖²`` of its stochastic inner points from the exact ones,
+    ``G[i]`` its ``n`` draws ``(n, d)``; the exact inner points ``uN[i]`` and
+    per-task terms ``exact[i] = Π_j(I − α∇²f_i(u_i^j))∇f_i(u_i^N)`` (``∇F_N`` without
+    the weights ``p_i``).  ``exact_oracles``: ``σ̃ = σ_H = 0``, one draw is the law."""
+
+    N: int
+    drift: np.ndarray
+    G: np.ndarray
+    uN: np.ndarray
+    exact: np.ndarray
+    exact_oracles: bool
+
+
+def multistep_draws(family: TaskFamily, w, hyper: Hyper, N: int, n: int, seed) -> MultistepDraws:
+    """``n`` draws per task of MAML's N-step estimator (``ALGORITHMS["maml"]``, fresh
+    batches per inner step and point) at ``hyper.alpha`` and batch sizes, one draw
+    if the family certifies exact oracles.  One stream feeds both calls:
+    ``task_directions`` begins with the same ``_inner_and_outer`` draws, so the
+    drift is that of the inner points the draws of ``G`` used."""
+    w = np.asarray(w, dtype=float)
+    c = family.constants()
+    exact_oracles = c.sigma_tilde.value == 0 and c.sigma_H.value == 0
+    n = 1 if exact_oracles else n
+    h = replace(hyper, algorithm="maml", inner_steps=N)
+    M, i = family.M, np.arange(family.M)
+    tasks = np.repeat(i, n)[None]
+    est = ALGORITHMS["maml"]
+    u, _ = est._inner_and_outer(family, w[None], tasks, h, np.random.default_rng(seed))
+    G = est.task_directions(family, w[None], tasks, h, 0.0, np.random.default_rng(seed))[0]
+    traj = family.inner_trajectory(w, h.alpha, N)
+    v = family.grad(traj[-1], i)
+    for u_j in reversed(traj[:-1]):
+        v = v - h.alpha * family.hvp(u_j, i, v)
+    drift = np.sum((u[-1][0].reshape(M, n, -1) - traj[-1][:, None, :]) ** 2, -1)
+    return MultistepDraws(N, drift, G.reshape(M, n, -1), traj[-1], v, exact_oracles)
