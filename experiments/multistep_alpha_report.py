@@ -25,7 +25,7 @@ D3 = "THEORY.md §9 (D3)"
 D5 = "THEORY.md §9 (D5)"
 D6 = "THEORY.md §9 (D6)"
 D0 = "THEORY.md §9 (D0) at a common stationary point"
-MS = "THEORY.md §9, MS2/MS5/MS7 (α ∝ 1/N; iterations flat in N at α = c/(NL))"
+MS = "THEORY.md §9, provenance and the theorem as the suite checks it (α ∝ 1/N; iterations flat in N at α = c/(NL))"
 
 
 def _bool(s: pd.Series) -> pd.Series:
@@ -245,7 +245,7 @@ def run_checks(t: pd.DataFrame, variant: str) -> list[Check]:
 def claims(table: pd.DataFrame) -> list[Check]:
     """Per family: smoothness (D2), (D3) and, at the saddle, (D0) and the ``2N``
     exponent; bias (D5) and second moment (D6); iterations at fixed α against
-    ``α = c/(NL)`` (MS2, MS5, MS7)."""
+    ``α = c/(NL)`` (THEORY.md §9)."""
     checks = []
     for v in _variants(table):
         s = _part(table, "smoothness", v)
