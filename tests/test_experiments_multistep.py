@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.experiment_tables import tiny_table
+from tests.experiment_tables import KEYS, claims_with, tiny_table
 from mamlcheck.algorithms.estimators import ALGORITHMS
 from mamlcheck.experiments import multistep_cost, multistep_rate, multistep_rate_report
 from mamlcheck.experiments.run_all import claim_cells
@@ -14,16 +14,6 @@ from mamlcheck.problems.hard_chain import HardChain
 from mamlcheck.theory import bounds
 from mamlcheck.theory.checks import REPORTED, VERDICTS, Check
 from mamlcheck.theory.multistep import multistep_alpha_max
-
-KEYS = {"claim", "measured", "bound", "verdict"}
-
-
-def _claims(checks, text: str) -> list[Check]:
-    """The claims whose statement contains ``text`` (at least one)."""
-    found = [c for c in checks if text in c.statement]
-    assert found, [c.statement for c in checks]
-    return found
-
 
 @pytest.fixture(scope="module")
 def rate_table():
@@ -110,7 +100,7 @@ def test_the_rate_plots_are_drawn_and_every_claim_has_a_verdict_none_violated(ra
 def test_the_stochastic_growth_claims_hold_or_are_inconclusive_never_violated(rate_table):
     # the per-seed first hits of stochastic MAML vary with the draws: at 4 seeds
     # their slope's interval may reach past 0.25 for some stream roots
-    for c in _claims(multistep_rate.claims(rate_table), "MAML (B = 20), β_k = 1/(12 L̃_N(w_k)): iterations to"):
+    for c in claims_with(multistep_rate.claims(rate_table), "MAML (B = 20), β_k = 1/(12 L̃_N(w_k)): iterations to"):
         assert c.verdict in ("holds", "inconclusive") and c.lo <= c.measured <= c.hi
 
 
@@ -120,7 +110,7 @@ def test_iterations_growing_like_N_violate_the_growth_claim(rate_table):
     t.loc[grow, "first_k"] = (t.loc[grow, "first_k"].astype(float) * t.loc[grow, "N"]).round().astype("Int64")
     checks = multistep_rate.claims(t)
     for text in ("cosine-quadratic, exact gradients", "robust-regression, exact gradients", "hard chain T = 2 ("):
-        [c] = [c for c in _claims(checks, text) if "do not grow with N" in c.statement]
+        [c] = [c for c in claims_with(checks, text) if "do not grow with N" in c.statement]
         assert c.verdict == "violated" and c.lo > multistep_rate.GROWTH_MAX
 
 
@@ -129,7 +119,7 @@ def test_a_chain_run_below_its_lower_bound_violates_its_check(rate_table):
     at = (t.part == "chain") & (t.N == 1)
     assert int(t.loc[at, "lower"].iloc[0]) >= 1
     t.loc[at, "first_k"] = t.loc[at, "lower"] - 1
-    [c] = _claims(multistep_rate.claims(t), "hard chain T = 2, N = 1 ")
+    [c] = claims_with(multistep_rate.claims(t), "hard chain T = 2, N = 1 ")
     assert c.kind == "lower" and c.verdict == "violated"
 
 
@@ -144,11 +134,11 @@ def test_a_chain_bound_without_the_N_plus_1_is_far_below_the_measurement_too(rat
 def test_a_run_with_a_broken_condition_or_a_step_above_1_over_L_violates_its_claim(rate_table):
     t = rate_table.copy()
     t.loc[(t.rule == "theorem") & (t.N == 2), "conditions_broken"] = "alpha_range"
-    [c] = _claims(multistep_rate.claims(t), "meets every condition")
+    [c] = claims_with(multistep_rate.claims(t), "meets every condition")
     assert c.verdict == "violated" and "alpha_range" in c.context["note"]
     t = rate_table.copy()
     t.loc[t.rule == "constant", "beta_L_max"] = 1.1
-    [c] = _claims(multistep_rate.claims(t), "stays ≤ 1/L_N(w_k)")
+    [c] = claims_with(multistep_rate.claims(t), "stays ≤ 1/L_N(w_k)")
     assert c.verdict == "violated"
 
 
@@ -156,7 +146,7 @@ def test_14_pushed_below_the_measurement_at_N_1_violates_its_claim(rate_table):
     t = rate_table.copy()
     at = (t.kind == "seed average") & (t.series == "exact") & (t.N == 1) & (t.family == "robust-regression")
     t.loc[at, "upper14"] = 0.5 * t.loc[at, "first_k"].astype(float)
-    [c] = _claims(multistep_rate.claims(t), "robust-regression, exact gradients, β_k = 1/(12 L_N(w_k)): at N = 1")
+    [c] = claims_with(multistep_rate.claims(t), "robust-regression, exact gradients, β_k = 1/(12 L_N(w_k)): at N = 1")
     assert c.verdict == "violated"
 
 
@@ -208,7 +198,7 @@ def test_a_count_one_call_off_in_the_table_violates_the_match(cost_table):
     t = cost_table.copy()
     at = (t.algorithm == "hfmaml") & (t.N == t.N.max())
     t.loc[at, "calls_counted"] += 1
-    [c] = _claims(multistep_cost.claims(t), "HF-MAML: gradient-oracle calls")
+    [c] = claims_with(multistep_cost.claims(t), "HF-MAML: gradient-oracle calls")
     assert c.verdict == "violated"
 
 
@@ -220,7 +210,7 @@ def test_a_call_count_off_by_one_per_inner_step_is_caught_by_the_match(monkeypat
     # Algorithm.calls claims 3 calls per further inner step instead of MAML's 2
     monkeypatch.setattr(ALGORITHMS["maml"], "calls_per_inner_step", 3)
     t = pd.concat([multistep_cost.compute(c) for c in _cost_cells("maml")], ignore_index=True)
-    [c] = _claims(multistep_cost.claims(t), "MAML: gradient-oracle calls")
+    [c] = claims_with(multistep_cost.claims(t), "MAML: gradient-oracle calls")
     assert c.verdict == "violated" and c.measured == t.B.iloc[0]          # one call per task at N = 2
 
 
@@ -237,7 +227,7 @@ def test_an_estimator_with_an_extra_hessian_vector_product_per_inner_step_is_cau
     monkeypatch.setattr(maml, "task_directions", extra)
     t = pd.concat([multistep_cost.compute(c) for c in _cost_cells("maml")], ignore_index=True)
     assert not (t.calls_counted == t.calls_expected).all()
-    assert _claims(multistep_cost.claims(t), "MAML: gradient-oracle calls")[0].verdict == "violated"
+    assert claims_with(multistep_cost.claims(t), "MAML: gradient-oracle calls")[0].verdict == "violated"
 
 
 def test_the_counting_family_counts_seed_task_pairs_and_leaves_the_oracles_unchanged():

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.experiment_tables import tiny_table
+from tests.experiment_tables import KEYS, claims_with, tiny_table
 from mamlcheck.experiments import rate_benign, rate_hard_chain
 from mamlcheck.experiments.analysis import fit_line
 from mamlcheck.experiments.rate_hard_chain import eps_for_length
@@ -13,16 +13,6 @@ from mamlcheck.experiments.run_all import claim_cells
 from mamlcheck.problems.hard_chain import HardChain
 from mamlcheck.theory import bounds
 from mamlcheck.theory.checks import Check
-
-KEYS = {"claim", "measured", "bound", "verdict"}
-
-
-def _claims(checks, text: str) -> list[Check]:
-    """The claims whose statement contains ``text`` (at least one)."""
-    found = [c for c in checks if text in c.statement]
-    assert found, [c.statement for c in checks]
-    return found
-
 
 @pytest.fixture(scope="module")
 def chain_table():
@@ -46,14 +36,14 @@ def test_hard_chain_measurement_between_bounds(chain_table):
 
 
 def test_stochastic_maml_retraces_exact_on_the_chain(chain_table):
-    [claim] = _claims(rate_hard_chain.claims(chain_table), "retraces exact MAML")
+    [claim] = claims_with(rate_hard_chain.claims(chain_table), "retraces exact MAML")
     assert claim.verdict == "holds" and claim.measured == 0
 
 
 def test_stochastic_maml_off_exact_by_one_iteration_does_not_retrace(chain_table):
     t = chain_table.copy()
     t.loc[t.algorithm == "maml", "first_k"] += 1
-    [claim] = _claims(rate_hard_chain.claims(t), "retraces exact MAML")
+    [claim] = claims_with(rate_hard_chain.claims(t), "retraces exact MAML")
     assert claim.verdict == "violated"
 
 
@@ -62,7 +52,7 @@ def test_a_run_pushed_above_14_or_below_the_lower_bound_violates_its_claim(chain
     above.loc[0, "first_k"] = int(above.upper[0]) + 1
     below.loc[0, "lower"] = int(below.first_k[0]) + 1
     for t in (above, below):
-        runs = _claims(rate_hard_chain.claims(t), "≤ measured ≤ (14)")
+        runs = claims_with(rate_hard_chain.claims(t), "≤ measured ≤ (14)")
         assert [c.verdict for c in runs] == ["violated", "holds", "holds"]
 
 
@@ -71,14 +61,14 @@ def test_a_run_not_reached_is_violated_only_once_its_budget_exceeds_14(chain_tab
     short.loc[0, "first_k"] = long.loc[0, "first_k"] = pd.NA
     short.loc[0, "budget"] = int(short.upper[0]) - 1          # T(ε) > budget: (14) may still hold
     long.loc[0, "budget"] = int(long.upper[0]) + 1            # T(ε) > budget > (14)
-    first = lambda t: _claims(rate_hard_chain.claims(t), "≤ measured ≤ (14)")[0]
+    first = lambda t: claims_with(rate_hard_chain.claims(t), "≤ measured ≤ (14)")[0]
     assert first(short).verdict == "inconclusive" and first(long).verdict == "violated"
     assert "not reached within" in first(short).context["note"]
 
 
 def test_a_constant_step_above_1_over_L_violates_its_certificate(chain_table):
     t = chain_table.assign(beta_L_max=chain_table.beta_L_max.where(chain_table.index > 0, 1.2))
-    [claim] = _claims(rate_hard_chain.claims(t), "constant β ≤ 1/L(w_k)")
+    [claim] = claims_with(rate_hard_chain.claims(t), "constant β ≤ 1/L(w_k)")
     assert claim.verdict == "violated"
 
 
@@ -144,7 +134,7 @@ def test_14_pushed_below_the_measurement_at_one_eps_violates_the_benign_claim(be
     t = benign_table.copy()
     at = (t.kind == "seed average") & (t.family == "cosine-quadratic") & (t.eps == t.eps.min())
     t.loc[at, "upper"] = 0.5 * t.loc[at, "first_k"].astype(float)
-    [claim] = _claims(rate_benign.claims(t), "cosine-quadratic: measured ≤ (14)")
+    [claim] = claims_with(rate_benign.claims(t), "cosine-quadratic: measured ≤ (14)")
     assert claim.verdict == "violated"
 
 
@@ -153,6 +143,6 @@ def test_an_eps_not_reached_is_violated_only_once_the_budget_exceeds_14(benign_t
     at = (t.kind == "seed average") & (t.family == "cosine-quadratic") & (t.eps == t.eps.min())
     t.loc[at, "first_k"] = pd.NA
     text = "cosine-quadratic: measured ≤ (14)"
-    assert _claims(rate_benign.claims(t), text)[0].verdict == "inconclusive"      # budget ≪ (14)
+    assert claims_with(rate_benign.claims(t), text)[0].verdict == "inconclusive"      # budget ≪ (14)
     t.loc[at, "upper"] = 0.5 * t.loc[at, "budget"]
-    assert _claims(rate_benign.claims(t), text)[0].verdict == "violated"
+    assert claims_with(rate_benign.claims(t), text)[0].verdict == "violated"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tests.experiment_tables import tiny_table
+from tests.experiment_tables import claims_with, tiny_table
 from mamlcheck.experiments import local_smoothness, maml_variants, step_sizes
 from mamlcheck.experiments.run_all import claim_cells
 from mamlcheck.theory.checks import Check
@@ -90,17 +90,10 @@ def test_plot_and_claims(mod, tables, tmp_path):
     assert not any(c.verdict == "violated" for c in checks if "less than FO-MAML's does" not in c.statement)
 
 
-def _claims(checks, text: str) -> list[Check]:
-    """The claims whose statement contains ``text`` (at least one)."""
-    found = [c for c in checks if text in c.statement]
-    assert found, [c.statement for c in checks]
-    return found
-
-
 def test_fomaml_bounds_pushed_below_its_plateau_are_violated(tables):
     t = tables["maml_variants"]
     shrunk = t.assign(floor_bound=t.floor_bound * 1e-6, dropped_bound=t.dropped_bound * 1e-6)
-    claims = _claims(maml_variants.claims(shrunk), "FO-MAML plateau ≤")
+    claims = claims_with(maml_variants.claims(shrunk), "FO-MAML plateau ≤")
     assert len(claims) == 2 and all(c.verdict == "violated" for c in claims)
 
 
@@ -108,12 +101,12 @@ def test_a_fomaml_floor_that_stays_at_sigma_zero_violates_the_vanishing_claim(ta
     t = tables["maml_variants"]
     top = t[(t.algorithm == "fomaml") & (t.kind == "plateau") & (t.spread == t.spread.max())].grad_norm.mean()
     at_zero = (t.algorithm == "fomaml") & (t.kind == "plateau") & (t.sigma_local < 1e-9)
-    [claim] = _claims(maml_variants.claims(t.assign(grad_norm=t.grad_norm.where(~at_zero, top))), "floor → 0")
+    [claim] = claims_with(maml_variants.claims(t.assign(grad_norm=t.grad_norm.where(~at_zero, top))), "floor → 0")
     assert claim.verdict == "violated"
 
 
 def test_the_cost_of_a_step_is_reported_without_a_verdict(tables):
-    for c in _claims(maml_variants.claims(tables["maml_variants"]), "cost per iteration"):
+    for c in claims_with(maml_variants.claims(tables["maml_variants"]), "cost per iteration"):
         assert c.kind == "report" and c.verdict == "measured"
 
 
@@ -121,15 +114,15 @@ def test_an_adaptive_run_that_diverged_violates_the_stability_claim(tables):
     t = tables["step_sizes"]
     adaptive = (t.kind == "run") & (t.step == "adaptive")
     one = t.assign(diverged=t.diverged.astype(bool) | (adaptive & (t.index == t[adaptive].index[0])))
-    [claim] = _claims(step_sizes.claims(one), "never diverged")
+    [claim] = claims_with(step_sizes.claims(one), "never diverged")
     assert claim.verdict == "violated" and claim.context["note"].startswith("1/")
 
 
 def test_an_estimate_of_L_off_by_five_violates_the_step_size_lemma(tables):
     t = tables["step_sizes"]
     high, low = t.assign(L_tilde=t.L_tilde * 5.0), t.assign(L_tilde=t.L_tilde / 5.0)    # L/L̃ ≈ 0.2 and ≈ 5
-    [first] = _claims(step_sizes.claims(high), "E[L(w)/L̃(w)] ≥ 0.8")
-    [second] = _claims(step_sizes.claims(low), "E[(L(w)/L̃(w))²] ≤ 3.125")
+    [first] = claims_with(step_sizes.claims(high), "E[L(w)/L̃(w)] ≥ 0.8")
+    [second] = claims_with(step_sizes.claims(low), "E[(L(w)/L̃(w))²] ≤ 3.125")
     assert first.verdict == second.verdict == "violated"
 
 
@@ -139,14 +132,14 @@ def test_a_local_ratio_pushed_past_the_rounding_slack_violates_the_smoothness_le
     worst = (t.ratio1 / t.bound1)[t.family == fam].max()
     for factor, expected in ((1 + 2 * local_smoothness.FD_RTOL, "violated"), (1 + 0.5 * local_smoothness.FD_RTOL, "holds")):
         pushed = t.assign(ratio1=t.ratio1.where(t.family != fam, t.ratio1 * factor / worst))
-        [claim] = _claims(local_smoothness.claims(pushed), f"{fam}: ‖∇F(u) − ∇F(w)‖")
+        [claim] = claims_with(local_smoothness.claims(pushed), f"{fam}: ‖∇F(u) − ∇F(w)‖")
         assert claim.verdict == expected
 
 
 def test_a_ratio_that_falls_with_the_task_gradients_violates_the_growth_claim(tables):
     t = tables["local_smoothness"]
     falling = t.assign(ratio1=1.0 / t.mean_task_grad_norm)
-    assert all(c.verdict == "violated" for c in _claims(local_smoothness.claims(falling), "first-order ratio grows"))
+    assert all(c.verdict == "violated" for c in claims_with(local_smoothness.claims(falling), "first-order ratio grows"))
 
 
 def test_cells_are_json_able_and_named():
