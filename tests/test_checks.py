@@ -290,3 +290,10 @@ def test_a_term_needed_up_to_a_billionth_of_its_constant_has_infinite_room():
     assert one[0]["needed"] == 1e-9 and one[0]["ratio"] == math.inf
     two = Check("x", "(8)", 1e-9, 2.0, "upper", parts=(("a", 2.0, 2.0),)).term_slack()
     assert two[0]["needed"] == 1e-9 and two[0]["ratio"] == math.inf                  # 1e-9 ≤ 1e-9·2
+
+
+def test_a_whole_bound_with_no_room_needs_nothing_and_one_at_its_edge_needs_one():
+    nothing = Check("x", "(11)", 0.0, 2.0, "lower", parts=(("a", 1.0, 1.0), ("b", 1.0, 1.0))).term_slack()[-1]
+    assert nothing["ratio"] == 0.0 and nothing["needed"] == 0.0
+    edge = Check("x", "(8)", 2.0, 2.0, "upper", parts=(("a", 1.0, 1.0), ("b", 1.0, 1.0))).term_slack()[-1]
+    assert edge["ratio"] == 1.0 and edge["needed"] == 1.0
