@@ -118,3 +118,34 @@ def test_the_default_data_of_seed_0_is_the_data_every_figure_was_made_with():
     for a in (fam.X, fam.Y, fam.w_star, fam.outliers.astype(float)):
         h.update(np.round(a, 10).tobytes())
     assert h.hexdigest() == "3ba9d8af77bdd4d78a3dbd2af581b4613fa50571fb18f21c5f0bd9f9b449f053"
+
+
+def test_describe_names_every_parameter_of_the_data():
+    fam = make_family("robust-regression", d=3, M=2, N=4, noise=0.2, outlier_frac=0.25, outlier_scale=4.0,
+                      spread=0.5)
+    assert fam.describe() == dict(family="robust-regression", d=3, M=2, N=4, R=1.0, spread=0.5, noise=0.2,
+                                  outlier_frac=0.25, outlier_scale=4.0, data="generated")
+    X = np.ones((2, 4, 3)) * 0.1
+    assert make_family("robust-regression", d=3, M=2, N=4, X=X).describe()["data"] == "given X"
+    assert make_family("robust-regression", d=3, M=2, N=4, X=X, Y=np.zeros((2, 4))).describe()["data"] == "given X, Y"
+
+
+def test_the_centre_is_the_mean_optimum_or_the_origin_without_one():
+    fam = make_family("robust-regression", d=3, M=4)
+    centre, length = fam.centre_and_length()
+    assert np.array_equal(centre, fam.p @ fam.w_star) and length == 1.0 + np.linalg.norm(centre)
+    given = make_family("robust-regression", d=3, M=2, N=4, X=np.full((2, 4, 3), 0.1), Y=np.zeros((2, 4)))
+    c0, l0 = given.centre_and_length()
+    assert np.array_equal(c0, np.zeros(3)) and l0 == 1.0
+
+
+def test_the_gradients_rounding_scale_is_its_formula_on_explicit_data():
+    """``mean_k ‖x_k‖(|φ'(r_k)| + |y_k| + ‖x_k‖‖x‖)``, ``φ'(r) = 2r/(2 + r²)``, by hand."""
+    X = np.array([[[0.6, 0.0], [0.0, 0.8]]])                 # one task, two points
+    Y = np.array([[1.0, -2.0]])
+    fam = make_family("robust-regression", d=2, M=1, N=2, X=X, Y=Y)
+    x = np.array([3.0, 4.0])                                  # ‖x‖ = 5
+    r = np.array([0.6 * 3.0 - 1.0, 0.8 * 4.0 + 2.0])           # residuals x_kᵀx − y_k
+    nx = np.array([0.6, 0.8])
+    hand = np.mean(nx * (np.abs(2 * r / (2 + r ** 2)) + np.abs(Y[0]) + nx * 5.0))
+    assert fam.grad_rounding_scale(x, 0) == pytest.approx(hand, rel=1e-14)
