@@ -4,6 +4,8 @@ modules, write mutation/results.md and results.json (report.py).
     python mutation/run.py                            # DEFAULT below, at most 55 min
     python mutation/run.py --all                      # every module of [tool.mutmut] only_mutate
     python mutation/run.py theory/rate.py --minutes 5 # chosen files (repository paths)
+    python mutation/run.py --recheck                  # the last run's survivors, against the
+                                                      # current tests (the sources must not have changed)
 
 mutmut runs, for each mutant, only the tests whose run reached the mutated
 function (recorded once in a first, instrumented run of the suite), the
@@ -62,10 +64,29 @@ def stop(proc: subprocess.Popen, grace: float = 30.0) -> int:
         return proc.wait()
 
 
+def survivors() -> list[str]:
+    """The surviving mutants of the run staged in ``stage.WORK`` (``mutmut results``)."""
+    out = subprocess.run([str(Path(sys.executable).with_name("mutmut")), "results"], cwd=stage.WORK,
+                         capture_output=True, text=True, check=True).stdout
+    return [line.split(":")[0].strip() for line in out.splitlines() if line.strip().endswith(": survived")]
+
+
 def main(argv: list[str]) -> int:
-    files, minutes = parse(argv)
-    work = stage.build(files)
-    cmd = [str(Path(sys.executable).with_name("mutmut")), "run", "--max-children", str(os.cpu_count() or 1)]
+    recheck = "--recheck" in argv
+    files, minutes = parse([a for a in argv if a != "--recheck"])
+    if recheck:
+        # copy the current tests over the staged run (fresh=False keeps mutmut's results) and
+        # run only its survivors again: tests written since then get their chance to kill them
+        previous = json.loads((stage.WORK / "run.json").read_text())
+        files = previous["files"] if isinstance(previous["files"], list) else None
+        stage.build(files, fresh=False)
+        names = survivors()
+        print(f"rechecking {len(names)} survivors")
+    else:
+        stage.build(files)
+        names = []
+    work = stage.WORK
+    cmd = [str(Path(sys.executable).with_name("mutmut")), "run", "--max-children", str(os.cpu_count() or 1), *names]
     t0 = time.time()
     proc = subprocess.Popen(cmd, cwd=work, env={**os.environ, "HYPOTHESIS_PROFILE": "ci"},
                             start_new_session=True)     # its own process group: the cap reaches every child
@@ -75,8 +96,12 @@ def main(argv: list[str]) -> int:
         rc = stop(proc)
         print(f"stopped at the {minutes:g} min cap")
     seconds = time.time() - t0
+    command = " ".join(["make mutate", *([f'MUTATE="{" ".join(argv)}"'] if argv else [])])
+    if recheck:                      # one record: the run, then the recheck of its survivors
+        command = f"{previous['command']}, then {command} ({len(names)} survivors)"
+        seconds += previous["seconds"]
     (work / "run.json").write_text(json.dumps({
-        "command": " ".join(["make mutate", *([f'MUTATE="{" ".join(argv)}"'] if argv else [])]),
+        "command": command,
         "files": files or "all of [tool.mutmut] only_mutate", "minutes_cap": minutes,
         "seconds": round(seconds), "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M"),
         "mutmut": version("mutmut"), "exit_code": rc}, indent=1))
