@@ -42,8 +42,8 @@ def _q(alpha, L):
 def multistep_L_formula(L, rho, alpha, N, mean_grad_norm):
     """``q^{2N}L + (ρ/L) q^{2N−1}(q^N − 1)·mean_grad_norm`` without validation (hot
     loops: the step rule's ``L̃_N``); see ``multistep_smooth_L``."""
-    q = _q(alpha, L)
-    return q ** (2 * N) * L + (rho / L) * q ** (2 * N - 1) * (q ** N - 1.0) * mean_grad_norm
+    q, lq = _q(alpha, L), np.log1p(alpha * L)
+    return q ** (2 * N) * L + (rho / L) * q ** (2 * N - 1) * np.expm1(N * lq) * mean_grad_norm   # q^N − 1, accurately
 
 
 @_kind("upper")
@@ -67,9 +67,10 @@ def multistep_smooth_L(L, rho, alpha, N, mean_grad_norm):
 
 
 def _drift(alpha, L, s, D_in, N):
-    """``(α²σ̃²/D_in) Σ_{j<N} q^{2j}`` (the geometric sum written out, so ``αL = 0`` is fine)."""
-    q2 = _q(alpha, L) ** 2
-    geo = np.where(q2 > 1.0, (q2 ** N - 1.0) / np.where(q2 > 1.0, q2 - 1.0, 1.0), N)
+    """``(α²σ̃²/D_in) Σ_{j<N} q^{2j} = (α²σ̃²/D_in)(q^{2N} − 1)/(q² − 1)``, the
+    differences by ``expm1`` of ``log1p(αL)`` (accurate for small ``αL``; ``N`` at ``αL = 0``)."""
+    lq2 = 2.0 * np.log1p(alpha * L)
+    geo = np.where(lq2 > 0, np.expm1(N * lq2) / np.where(lq2 > 0, np.expm1(lq2), 1.0), N)
     return (alpha * s) ** 2 / D_in * geo
 
 
