@@ -199,3 +199,19 @@ def test_the_proof_ledger_refuses_N_steps_by_name_before_any_work():
     from mamlcheck.experiments.ledger import evaluate
     with pytest.raises(ValueError, match="inner_steps must be 1"):
         evaluate(_family("cosine-quadratic"), Hyper("maml", alpha=0.01, inner_steps=2), eps=0.1)
+
+
+def test_no_fast_sampler_serves_more_than_one_inner_step():
+    from mamlcheck.algorithms.steps import has_fast_direction
+    fam = _family("cosine-quadratic")
+    assert has_fast_direction(fam, "maml") and has_fast_direction(fam, "maml", 1)
+    assert not has_fast_direction(fam, "maml", 2)
+
+
+def test_the_trace_of_an_N_step_run_records_F_N():
+    from mamlcheck.algorithms.runner import run
+    fam = _family("robust-regression")
+    alpha = 0.9 / fam.constants().L.value
+    res = run(fam, Hyper("exact", alpha=alpha, inner_steps=3), [1e-9], seeds=1, budget=2, trace_stride=1)
+    first = res.trace[res.trace.k == 0].F.iloc[0]
+    assert first == F(fam, np.zeros(fam.d), alpha, inner_steps=3) != F(fam, np.zeros(fam.d), alpha)

@@ -137,6 +137,7 @@ def test_the_centre_is_the_mean_optimum_or_the_origin_without_one():
     given = make_family("robust-regression", d=3, M=2, N=4, X=np.full((2, 4, 3), 0.1), Y=np.zeros((2, 4)))
     c0, l0 = given.centre_and_length()
     assert np.array_equal(c0, np.zeros(3)) and l0 == 1.0
+    assert given.w_star is None and given.outliers is None          # nothing is known of given labels
 
 
 def test_the_gradients_rounding_scale_is_its_formula_on_explicit_data():
