@@ -68,6 +68,15 @@ DESELECT = ["tests/test_readme.py::test_every_link_of_the_documents_resolves_to_
 PY = sys.executable
 
 
+def use_set(name: str) -> None:
+    """Point the harness at the mutant set ``mutation/<name>/`` and its report ``mutation/<name>_results.md``."""
+    global HAND, MANIFEST, RESULTS_JSON, REPORT
+    HAND = ROOT / "mutation" / name
+    MANIFEST = HAND / "MANIFEST.toml"
+    RESULTS_JSON = HAND / "results.json"
+    REPORT = ROOT / "mutation" / f"{name}_results.md"
+
+
 def manifest() -> dict[str, dict]:
     data = tomllib.loads(MANIFEST.read_text())["mutant"]
     return {nn: {"nn": nn, **m} for nn, m in sorted(data.items())}
@@ -239,7 +248,7 @@ def write_report(res: dict) -> None:
         "",
         "Thirty bugs written by hand from the source alone (not from the tests), each a plausible slip "
         "that changes a number, a verdict or a cached result; the patches and their manifest are in "
-        "[`mutation/hand/`](hand/) (`MANIFEST.toml`), the harness is [`mutation/hand.py`](hand.py).",
+        f"[`mutation/{HAND.name}/`]({HAND.name}/) (`MANIFEST.toml`), the harness is [`mutation/hand.py`](hand.py).",
         "",
         "Method: each patch is applied to a fresh copy of the repository (without `.venv`, `results/`, `.git`, "
         "`mutation/`, caches), and `make test`'s command plus `-x`, "
@@ -277,7 +286,11 @@ def main(argv=None) -> int:
                     help="before the mutants, run --check's checks on the same snapshot; stop if they fail")
     ap.add_argument("--report", action="store_true", help="only rewrite mutation/hand_results.md")
     ap.add_argument("--workdir", default=None, help="where the copies go (default: the system temp folder)")
+    ap.add_argument("--set", default="hand", metavar="NAME",
+                    help="the mutant set: patches in mutation/NAME/, report mutation/NAME_results.md (default: hand)")
     args = ap.parse_args(argv)
+    if args.set != "hand":
+        use_set(args.set)
     if args.jobs < 1:
         ap.error("--jobs must be >= 1")
     mans = manifest()
