@@ -34,8 +34,8 @@ class Hyper:
         alpha: inner step size ``α ≥ 0``.
         B: tasks per outer step (drawn i.i.d. from ``p``).
         D_in, D_o, D_h: samples in the inner, outer and Hessian batches.
-        step: ``adaptive`` (``β_k = 1/(c·L̃(w_k))``, ``c`` per algorithm from
-            ``theory.literature.STEP_C``) or ``constant`` (``β_k = beta``).
+        step: ``adaptive`` (``β_k = 1/(c·L̃(w_k))``, ``c`` of the run's theorem:
+            ``STEP_C_BY_THEOREM``, ``Hyper.theorem``) or ``constant`` (``β_k = beta``).
         beta: the constant step (``step="constant"`` only).
         B_prime, D_beta: tasks and samples of the independent ``L̃`` estimate;
             ``None`` means the theorem's minimum for the family (§3).

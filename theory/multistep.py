@@ -31,7 +31,7 @@ __all__ = ["MULTISTEP", "STEP_C_N", "multistep_smooth_L", "multistep_L_formula",
 #: The multi-step theorem's name (``Hyper.theorem`` for MAML and exact gradients with ``N > 1``).
 MULTISTEP = "multistep"
 #: ``c`` of its step rule ``β_k = 1/(c·L̃_N(w_k))``: the one-step MAML theorem's 12,
-#: reused (the paper's constant was not recovered; THEORY.md §9, MS5).
+#: reused (the paper's constant was not recovered; THEORY.md §9, "the theorem as the suite checks it").
 STEP_C_N = lit.STEP_C["maml"]
 
 
@@ -156,7 +156,7 @@ def multistep_alpha_max(L, N) -> float:
 @_kind("value")
 def multistep_iterations_order(eps, Delta, L_bar) -> float:
     """``Δ·L̄/ε²``: the order of the iterations to ``E‖∇F_N‖ ≤ ε`` (THEORY.md §9,
-    MS5: Fallah et al.'s argument with (D2), (D5), (D6); ``L̄`` the smoothness
+    "the theorem as the suite checks it": Fallah et al.'s argument with (D2), (D5), (D6); ``L̄`` the smoothness
     constant along the run).  The paper states the order, not the constant: a
     run's ``iterations / (Δ·L̄/ε²)`` is the constant that sufficed (the slack
     report's measurement), to be compared with the one-step theorem's 1600."""
