@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test test-random test-thorough reproduce bench explore clean mutate
+.PHONY: test test-random test-thorough reproduce bench explore clean mutate conformance test-conformance
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -14,13 +14,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q -p no:cacheprovider
+	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q -p no:cacheprovider -m "not conformance"
 
 # the suite's assertions are about laws: it must pass for any stream root and
 # any hypothesis draws; this runs it with fresh ones (printed in the header)
 test-random: $(STAMP)
 	MAMLCHECK_TEST_ROOT=$$($(BIN)/python -c 'import secrets; print(1 + secrets.randbelow(2**31))') \
-	HYPOTHESIS_PROFILE=random $(BIN)/python -m pytest -q -p no:cacheprovider
+	HYPOTHESIS_PROFILE=random $(BIN)/python -m pytest -q -p no:cacheprovider -m "not conformance"
 
 test-thorough: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q -p no:cacheprovider
@@ -49,6 +49,21 @@ $(VENV)/.mutate-stamp: $(STAMP)
 
 mutate: $(VENV)/.mutate-stamp
 	$(BIN)/python mutation/run.py $(MUTATE)
+
+# the conformance extra: torch (CPU), jax, higher from PyPI; learn2learn built from its sdist
+$(VENV)/.conformance-stamp: $(STAMP) conformance/install_learn2learn.sh
+	$(BIN)/python -m pip install -q -e '.[test,cluster,explore,conformance]'
+	conformance/install_learn2learn.sh $(BIN)/python
+	touch $@
+
+# check the MAML libraries against the exact meta-gradients: results/conformance.csv, docs/CONFORMANCE.md
+conformance: $(VENV)/.conformance-stamp
+	$(BIN)/python -m mamlcheck conformance
+
+# the conformance tests (CI runs them after `make test`)
+test-conformance: $(VENV)/.conformance-stamp
+	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_conformance.py \
+	    tests/test_family_frameworks.py
 
 clean:
 	rm -rf $(VENV) results

@@ -24,6 +24,8 @@ COMMANDS = {
     "plot": ("mamlcheck.experiments.run_all", "redraw one experiment's figure from its table"),
     "proof": ("mamlcheck.experiments.proof_cmd", "walk the convergence proof on a real run (the proof ledger)"),
     "slack": ("mamlcheck.experiments.slack", "measure how loose each constant of the bounds is"),
+    "conformance": ("mamlcheck.conformance.cli",
+                    "check PyTorch/JAX MAML implementations against the exact meta-gradients"),
 }
 
 

@@ -151,6 +151,7 @@ CAPABILITIES = {
     "inner_noise_var": "coordinate variances of the inner step's noise α(∇̃f_i(w, D_in) − ∇f_i(w)), every task alike",
     "inner_bias": "exact E[∇f_i(u_i + Z)] − ∇f_i(u_i), u_i = w − α∇f_i(w), for inner noise Z of given variances",
     "progress": "prog(w): the coordinates of a zero-respecting lower-bound chain that w has reached",
+    "loss_on": "the task loss on a batch written over an array namespace (NumPy, PyTorch, JAX): loss_data + loss_on",
 }
 
 
@@ -392,6 +393,21 @@ class TaskFamily:
         chain ``w`` has got (THEORY.md §7); offered by lower-bound constructions,
         on which gradient methods need ``∝ 1/ε²`` steps (optional)."""
         self._not_available("progress")
+
+    def loss_data(self, i: int, batch: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """The arrays that define task ``i``'s loss on ``batch`` (``None``: the
+        exact task loss ``f_i``), for ``loss_on`` (optional, with ``loss_on``).
+        ``loss_on(np, w, loss_data(i, batch))`` has gradient
+        ``batch_grad(w, i, batch)`` and Hessian ``batch_hess(w, i, batch)``."""
+        self._not_available("loss_on")
+
+    @staticmethod
+    def loss_on(ops, w, data: Mapping[str, Any]):
+        """Task loss at ``w`` (shape ``(d,)``) from ``loss_data``, written over the
+        array namespace ``ops`` (``conformance.frameworks``: NumPy, PyTorch or
+        JAX), so that a framework's automatic differentiation can be checked
+        against the exact oracles (optional; ``mamlcheck.conformance``)."""
+        raise NotAvailable("this family does not offer loss_on: " + CAPABILITIES["loss_on"])
 
     def describe(self) -> dict[str, Any]:
         """The family's parameters, for tables and reports."""

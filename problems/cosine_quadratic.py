@@ -405,3 +405,40 @@ class CosineQuadratic(TaskFamily):
         u = we - alpha * self.grad(we, np.arange(self.M))
         damp = -np.expm1(-0.5 * self.omega ** 2 * np.asarray(var, dtype=float))[..., None, :]
         return self.gamma * self.omega * damp * np.sin(self.omega * u)
+
+    # --- the batch loss over an array namespace (CAPABILITIES "loss_on") -----------
+    def loss_data(self, i, batch=None) -> dict[str, np.ndarray]:
+        """The arrays that define task ``i``'s loss on ``batch`` for ``loss_on``:
+        the dense ``A`` (``_A_mat``, also for diagonal ``A``, so one matrix
+        product serves both), ``c_i``, ``γ``, ``ω`` and the batch means ``η̄``,
+        ``ξ̄``.  ``batch=None`` is the exact ``f_i`` (``η̄ = 0``, ``ξ̄ = 0``); a
+        batch drawn with ``need="hess"`` has no ``ξ̄``, which the Hessian does not
+        see, so it is taken as 0.  ``i`` is one task index and ``batch`` one
+        drawn for it (``draw_batch(i, n, rng)``)."""
+        i = self._i(i)
+        if i.ndim != 0:
+            raise ValueError(f"loss_data takes one task index, got shape {i.shape}")
+        eta, xi = np.zeros(()), np.zeros(self.d)
+        if batch is not None:
+            eta = np.array(batch["eta"], dtype=float)
+            if "xi" in batch:
+                xi = np.array(batch["xi"], dtype=float)
+            if eta.shape != () or xi.shape != (self.d,):
+                raise ValueError(f"batch must be drawn for one task index: η̄ of shape (), ξ̄ of shape "
+                                 f"({self.d},), got {eta.shape} and {xi.shape}")
+        return {"A": np.array(self._A_mat, dtype=float), "c": self.c[int(i)].copy(),
+                "gamma": np.array(self.gamma), "omega": np.array(self.omega), "eta": eta, "xi": xi}
+
+    @staticmethod
+    def loss_on(ops, w, data):
+        """``½(w − c_i)ᵀA(w − c_i) + γ(1 + η̄)Σ_j cos(ωw_j) + ξ̄ᵀw``: the batch mean
+        of the per-sample losses ``ℓ_i(w; θ) = f_i(w) + ξᵀw + ηγΣ_j cos(ωw_j)``
+        (module docstring; THEORY.md §2 design notes), whose gradient is
+        ``batch_grad`` and Hessian ``batch_hess``; with ``η̄ = 0``, ``ξ̄ = 0`` it
+        is ``loss`` (same order of operations, so equal to rounding).  Written
+        over ``ops`` so that PyTorch's and JAX's autodiff can be checked
+        against the exact oracles."""
+        r = w - data["c"]
+        ripple = ops.cos(data["omega"] * w).sum(-1)
+        return (0.5 * (r * (data["A"] @ r)).sum(-1) + data["gamma"] * (1.0 + data["eta"]) * ripple
+                + (data["xi"] * w).sum(-1))

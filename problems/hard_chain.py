@@ -450,3 +450,42 @@ class HardChain(TaskFamily):
         oracles are exact, ``σ̃ = σ_H = 0``, so the laws of the stochastic
         steps are point masses and need no method of their own.)"""
         return np.zeros(self.d), float(self.lam)
+
+    # --- the task loss over an array namespace (CAPABILITIES "loss_on") -----------
+    def loss_data(self, i, batch=None) -> dict[str, np.ndarray]:
+        """What defines ``f_i`` for ``loss_on``: the scale ``c = Lλ²/152``, ``λ``,
+        the tilt's ``μ``, ``σ`` and direction ``s_i``.  The oracles are exact
+        (``σ̃ = σ_H = 0``), so ``batch`` is ignored: every batch gives ``f_i``."""
+        i = self._i(i)
+        if i.ndim != 0:
+            raise ValueError(f"loss_data takes one task index, got shape {i.shape}")
+        return {"c": np.array(self._c), "lam": np.array(self.lam), "mu": np.array(self.mu),
+                "sigma": np.array(self.sigma), "s": self.s[int(i)].copy()}
+
+    @staticmethod
+    def loss_on(ops, w, data):
+        """``f_i(x) = c Σ_j g(a_j, b_j) + σμ Σ_j s_ij(1 − cos(x_j/μ))`` with ``y = x/λ``,
+        ``a = (1, y_1, …, y_{T−1})``, ``b = y`` and the link
+        ``g(a, b) = Ψ(−a)Φ(−b) − Ψ(a)Φ(b)`` [Carmon, Duchi, Hinder & Sidford 2019,
+        §3; module docstring], as ``loss`` computes it: ``Ψ`` cut to 0 where
+        ``2x − 1 ≤ _U_MIN`` (``psi``), ``Φ = exp(log √(2πe) + log_ndtr)``
+        (``phi``; its cut-off below ``e^{−700}`` is not mirrored: it changes the
+        loss by less than 1e-300), and ``1 − cos t = 2 sin²(t/2)``.
+
+        ``Ψ`` uses the double ``where``: ``r = 1/where(on, u, 1)`` keeps the
+        masked branch finite, so its (discarded) derivatives are finite too and
+        autodiff returns exact zeros there, not ``0·∞ = NaN``."""
+        def psi(x):
+            u = 2.0 * x - 1.0
+            on = u > _U_MIN
+            r = 1.0 / ops.where(on, u, 1.0)
+            return ops.where(on, ops.exp(1.0 - r * r), 0.0)
+
+        def phi(x):
+            return ops.exp(_LOG_PHI_SUP + ops.log_ndtr(x))
+
+        y = w / data["lam"]
+        a = ops.concatenate([ops.ones((1,), like=y), y[:-1]], axis=-1)
+        link = psi(-a) * phi(-y) - psi(a) * phi(y)
+        h = ops.sin(0.5 * w / data["mu"])
+        return data["c"] * link.sum(-1) + data["sigma"] * data["mu"] * (data["s"] * (2.0 * (h * h))).sum(-1)

@@ -382,3 +382,33 @@ class RobustRegression(TaskFamily):
                 "noise": self.noise, "outlier_frac": self.outlier_frac,
                 "outlier_scale": self.outlier_scale,
                 "data": self.data}
+
+    # --- the batch loss over an array namespace (CAPABILITIES "loss_on") -----------
+    def loss_data(self, i, batch=None) -> dict[str, np.ndarray]:
+        """The rows ``X`` ``(n, d)`` and labels ``Y`` ``(n,)`` of task ``i`` that
+        ``batch`` picks (``_batch_data``; repeated indices repeat a row, as a
+        with-replacement draw does), or all ``N`` of them for ``batch=None``
+        (the exact ``f_i``, an average over the task's dataset).  ``i`` is one
+        task index and ``batch`` one drawn for it (``draw_batch(i, n, rng)``)."""
+        i = self._i(i)
+        if i.ndim != 0:
+            raise ValueError(f"loss_data takes one task index, got shape {i.shape}")
+        if batch is None:
+            X, Y = self.X[int(i)], self.Y[int(i)]
+        else:
+            if np.ndim(batch["idx"]) != 1:
+                raise ValueError(f"batch must be drawn for one task index: idx of shape (n,), "
+                                 f"got {np.shape(batch['idx'])}")
+            X, Y = self._batch_data(i, batch)
+        return {"X": np.array(X, dtype=float), "Y": np.array(Y, dtype=float)}
+
+    @staticmethod
+    def loss_on(ops, w, data):
+        """``(1/n) Σ_k φ(y_k − x_kᵀw)``, ``φ(r) = log(1 + r²/2)`` (the Cauchy loss
+        of the module docstring, as ``_loss`` and ``phi`` compute it) over the
+        rows of ``loss_data``: the batch loss, whose gradient is ``batch_grad``
+        and Hessian ``batch_hess`` (``loss`` for all ``N`` rows).  Written over
+        ``ops`` so that PyTorch's and JAX's autodiff can be checked against the
+        exact oracles."""
+        r = data["Y"] - data["X"] @ w
+        return ops.log1p(0.5 * r * r).mean(-1)

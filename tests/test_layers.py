@@ -15,9 +15,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"problems": "mamlcheck.problems", "theory": "mamlcheck.theory",
-           "algorithms": "mamlcheck.algorithms", "experiments": "mamlcheck.experiments", "mamlcheck": "mamlcheck"}
+           "algorithms": "mamlcheck.algorithms", "experiments": "mamlcheck.experiments",
+           "conformance": "mamlcheck.conformance", "mamlcheck": "mamlcheck"}
 LAYER = {"mamlcheck.literature": 0, "mamlcheck.problems": 1, "mamlcheck.theory": 2, "mamlcheck.algorithms": 3,
-         "mamlcheck.experiments": 4, "mamlcheck": 5}
+         "mamlcheck.experiments": 4, "mamlcheck.conformance": 5, "mamlcheck": 6}
 
 
 def _modules() -> dict[str, Path]:
