@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mamlcheck.problems.base import TaskFamily, check_count, check_positive
+from mamlcheck.theory.conditions import ball_condition
 
 from .hyper import Hyper
 from .engine import DIVERGENCE_BOUND, trajectory
@@ -72,6 +73,17 @@ class RunResult:
     hyper: Hyper
     config: dict = field(default_factory=dict)
     start: tuple | None = field(default=None, repr=False)      # (family, w_0): for Delta, on demand
+
+    def ball_condition(self):
+        """``theory.conditions.ball_condition`` of the run (``None`` when the
+        family's constants are global): did every seed stay in the
+        certificate's ball, and if not, which seeds left and when."""
+        if "left_ball_at" not in self.table.columns:
+            return None
+        per_seed = self.table.drop_duplicates("seed")
+        return ball_condition(float(per_seed.ball_radius.iloc[0]), per_seed.seed.to_numpy(),
+                              per_seed.max_ball_distance.to_numpy(),
+                              per_seed.left_ball_at.fillna(-1).to_numpy(int))
 
     @functools.cached_property
     def Delta(self) -> float:
@@ -160,6 +172,7 @@ def run(family: TaskFamily, hyper: Hyper, eps: Sequence[float], *, seeds: int | 
     interrupted = False
     eps_max = eps[0]
     steps = trajectory(family, hyper, streams=streams, w0=w0, budget=budget, divergence_bound=divergence_bound)
+    ball = _Ball(family, R)             # constants certified on a ball only: who leaves it, and when
     last = None                         # the last record fully processed (what an interrupt keeps)
     try:
         for st in steps:
@@ -167,6 +180,8 @@ def run(family: TaskFamily, hyper: Hyper, eps: Sequence[float], *, seeds: int | 
             k, gn, alive = st.k, st.grad_norm, st.alive
             if k == 0:
                 w_start = st.w
+            if ball.on:
+                ball.update(k, st.w)
             if pending is not None:
                 trace_rows.append((*pending, st.beta))
                 pending = None
@@ -210,11 +225,37 @@ def run(family: TaskFamily, hyper: Hyper, eps: Sequence[float], *, seeds: int | 
     bar.close()
     config = {**family.describe(), **{k_: v for k_, v in hyper.as_dict().items()}}
     return RunResult(
-        table=_seed_table(streams.seeds, eps, first, diverged_at, gn, config),
+        table=ball.columns(_seed_table(streams.seeds, eps, first, diverged_at, gn, config), eps.size),
         mean_table=_mean_table(eps, mean_first, alive, config),
         trace=_trace_table(family, hyper, streams.seeds, trace_rows, diverged_at) if trace_stride else None,
         mean_grad_norm=np.asarray(mean_curve), w=w, iterations=k, interrupted=interrupted,
         hyper=hyper, config=config, start=(family, w_start))
+
+
+class _Ball:
+    """Per seed, the largest ``‖w_k − w_c‖`` and the first ``k`` outside the
+    family's ``certificate_ball`` (off, at no cost, for families whose constants
+    are global)."""
+
+    def __init__(self, family: TaskFamily, R: int):
+        self.on = family.offers("certificate_ball")
+        if self.on:
+            self.centre, self.radius = family.certificate_ball()
+            self.far, self.left_at = np.zeros(R), np.full(R, -1)
+
+    def update(self, k: int, w: np.ndarray) -> None:
+        dist = np.linalg.norm(w - self.centre, axis=-1)
+        self.far = np.maximum(self.far, dist)
+        self.left_at = np.where((self.left_at < 0) & (dist > self.radius), k, self.left_at)
+
+    def columns(self, table: pd.DataFrame, E: int) -> pd.DataFrame:
+        """The seed table with ``ball_radius``, ``max_ball_distance`` and
+        ``left_ball_at`` (NA: stayed inside) when the ball is on."""
+        if not self.on:
+            return table
+        left = pd.array(np.repeat(self.left_at, E), dtype="Int64")
+        left[np.repeat(self.left_at, E) < 0] = pd.NA
+        return table.assign(ball_radius=self.radius, max_ball_distance=np.repeat(self.far, E), left_ball_at=left)
 
 
 def _with_config(df: pd.DataFrame, config: dict) -> pd.DataFrame:

@@ -151,6 +151,7 @@ CAPABILITIES = {
     "inner_noise_var": "coordinate variances of the inner step's noise α(∇̃f_i(w, D_in) − ∇f_i(w)), every task alike",
     "inner_bias": "exact E[∇f_i(u_i + Z)] − ∇f_i(u_i), u_i = w − α∇f_i(w), for inner noise Z of given variances",
     "progress": "prog(w): the coordinates of a zero-respecting lower-bound chain that w has reached",
+    "certificate_ball": "(centre, radius): the constants are certified only on the ball ‖w − centre‖ ≤ radius",
     "loss_on": "the task loss on a batch written over an array namespace (NumPy, PyTorch, JAX): loss_data + loss_on",
 }
 
@@ -393,6 +394,13 @@ class TaskFamily:
         chain ``w`` has got (THEORY.md §7); offered by lower-bound constructions,
         on which gradient methods need ``∝ 1/ε²`` steps (optional)."""
         self._not_available("progress")
+
+    def certificate_ball(self) -> tuple[np.ndarray, float]:
+        """``(w_c, R)``: the certified constants hold on the ball ``‖w − w_c‖ ≤ R``
+        only (a family without global constants, e.g. a neural network); runs
+        report whether every iterate stayed inside (optional; without it the
+        constants are global)."""
+        self._not_available("certificate_ball")
 
     def loss_data(self, i: int, batch: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """The arrays that define task ``i``'s loss on ``batch`` (``None``: the

@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from mamlcheck.problems.base import Constants, check_positive
@@ -219,6 +220,31 @@ CONDITIONS = {
     "multistep-exact": (_alpha_multistep, _step_multistep),
     "none": (_no_theorem,),
 }
+
+
+def ball_condition(radius: float, seeds, max_distance, left_at, theorem: str = "the certificate") -> Condition:
+    """The run stayed in the certificate's ball (a family whose constants hold
+    only on ``‖w − w_c‖ ≤ R``, ``certificate_ball``): every bound built from
+    those constants is guaranteed only while every iterate is inside.
+
+    Args:
+        radius: ``R``.
+        seeds: the seed ids.
+        max_distance: per seed, ``max_k ‖w_k − w_c‖`` over the run.
+        left_at: per seed, the first ``k`` with ``‖w_k − w_c‖ > R`` (``< 0``: never).
+
+    Returns:
+        A ``Condition`` named ``ball``; when it fails, ``given`` names the seeds
+        that left and when (the first few).
+    """
+    left_at = np.asarray(left_at)
+    out = [(int(s), int(k)) for s, k in zip(np.asarray(seeds), left_at) if k >= 0]
+    far = float(np.max(max_distance)) if np.size(max_distance) else 0.0
+    given = (f"max ‖w_k − w_c‖ = {far:.4g}" if not out else
+             f"{len(out)} seed(s) left: " + ", ".join(f"seed {s} at k = {k}" for s, k in out[:5])
+             + (", …" if len(out) > 5 else "") + f" (max ‖w_k − w_c‖ = {far:.4g}); bounds not guaranteed")
+    return Condition("ball", "every iterate in the certificate's ball ‖w_k − w_c‖ ≤ R", f"R = {radius:.4g}",
+                     given, not out, theorem)
 
 
 def broken(conditions: Sequence[Condition]) -> list[str]:
