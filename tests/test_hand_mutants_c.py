@@ -8,7 +8,10 @@ rounding; draws (where any) from ``TEST_ROOT``, the identity holding draw for dr
   ``SFC64(SeedSequence(root, spawn_key=(seed, stream)))``);
 * 26: the ledger's (9) uses ``L(w_k)``, the smoothness at the step's start;
 * 27: the ledger's (10) estimates ``E‖G_i‖²`` as ``‖E g‖² + B·tr Cov(g)`` for
-  ``g`` the mean of ``B`` i.i.d. task directions.
+  ``g`` the mean of ``B`` i.i.d. task directions;
+* 28: local_smoothness' first-order bound is ``min{L(w), L(u)}``;
+* 29: rate_benign's ``Δ`` is the seed mean of ``F(w_0) − inf_f_lower()``;
+* 30: bias_din's A3 bound ``(1 + αL)ρα²σ̃²/(2D_in)`` is attained as ``D_in`` grows.
 """
 import copy
 
@@ -19,7 +22,7 @@ import mamlcheck as mc
 from mamlcheck.algorithms.objective import F, grad_F, local_L
 from mamlcheck.algorithms.steps import outer_step
 from mamlcheck.algorithms.streams import SeedStreams, seed_generator
-from mamlcheck.experiments import ledger
+from mamlcheck.experiments import bias_din, ledger, local_smoothness, rate_benign
 from mamlcheck.experiments.ledger_measure import _conditional
 from mamlcheck.problems import make_family
 from mamlcheck.problems.hard_chain import HardChain
@@ -108,3 +111,56 @@ def test_the_conditional_descent_bound_is_the_plug_in_of_the_replicated_steps(B)
     want = F0 - mb * float(grad_F(fam, w, h.alpha) @ mg) + 0.5 * float(local_L(fam, w, h.alpha, L, rho)) * mb2 * (
         mg2 + float(mg @ mg) / B)
     assert rhs == pytest.approx(want, rel=1e-12)
+
+
+# --- 28. the first-order bound is min{L(w), L(u)} -------------------------------------------
+def test_the_first_order_bound_is_the_smaller_of_the_two_local_constants():
+    spec = local_smoothness.FAMILIES["cosine-quadratic"]
+    fam = make_family("cosine-quadratic", **spec["params"])
+    alpha = local_smoothness.ALPHA_L / fam.constants().L.value
+    rng = np.random.default_rng(2828)
+    W = rng.standard_normal((40, fam.d)) * np.geomspace(1e-1, 1e3, 40)[:, None]
+    t = local_smoothness.local_ratios(fam, W, alpha, np.random.default_rng(28))
+    np.testing.assert_array_equal(t.bound1.to_numpy(), np.minimum(t.L_w, t.L_u).to_numpy())
+    np.testing.assert_array_equal(t.bound2.to_numpy(), t.L_w.to_numpy())
+    # the control: u and w have different local constants, on both sides, at most rows
+    assert (t.L_u < t.L_w).sum() >= 10 and (t.L_u > t.L_w).sum() >= 10
+
+
+# --- 29. rate_benign's Delta is the seed mean of F(w_0) - inf_f_lower() --------------------
+def test_the_benign_rate_takes_delta_at_the_seeds_starts():
+    params = rate_benign.cells("tiny")[0]                      # cosine-quadratic, 2 seeds
+    table = rate_benign.compute(params)
+    fam = make_family(params["family"], **params["family_params"])
+    c = fam.constants().values()
+    alpha = params["alpha_L"] / c["L"]
+    w0 = rate_benign._w0(fam.d, params["seeds"])
+    want = float(np.mean(F(fam, w0, alpha))) - fam.inf_f_lower()
+    assert table.Delta_bound.unique().tolist() == [pytest.approx(want, rel=1e-12)]
+    at_origin = float(F(fam, np.zeros(fam.d), alpha)) - fam.inf_f_lower()
+    assert abs(at_origin - want) > 0.2 * want                 # the control: another start, another Δ
+    eps = np.sort(table.eps.unique())
+    upper = table.drop_duplicates("eps").set_index("eps").upper.loc[eps].to_numpy()
+    np.testing.assert_allclose(upper, bounds.iterations_upper(eps=eps, Delta=want, L=c["L"], rho=c["rho"],
+                                                              alpha=alpha, sigma=c["sigma"]), rtol=1e-12)
+
+
+# --- 30. the A3 bias bound is attained as D_in grows --------------------------------------
+def test_the_A3_bias_bound_has_its_hand_value():
+    assert bias_din.bias_bound_A3(0.1, 2.0, 3.0, 4.0, 5) == pytest.approx(1.2 * 3.0 * 0.01 * 16.0 / 10.0, rel=1e-15)
+
+
+def test_the_A3_bias_bound_is_tight_for_a_one_task_ripple():
+    """One task in d = 1, ripple noise off (σ̃ = s_ξ), a tiny curvature a: at w = 0
+    (cos ωw = 1) with the centre placed so that sin(ωu) = 1 at u = αac, the exact
+    bias γω(1 − e^{−ω²v/2})(1 − αa + αγω²), v = α²σ̃²/D_in, tends to the bound
+    (1 + α(a + γω²))ρα²σ̃²/(2D_in) up to the factor (1 − αa + αγω²)/(1 + αa + αγω²)."""
+    a, gamma, omega, s, alpha = 0.01, 0.5, 2.0, 1.0, 0.1
+    c = np.pi / (2 * omega * alpha * a)
+    fam = make_family("cosine-quadratic", d=1, M=1, gamma=gamma, omega=omega, a_min=a, a_max=a,
+                      noise_grad=s, noise_amp=0.0, centres=[[c]])
+    k = fam.constants().values()
+    for D_in, lo in ((100, 0.99), (10_000, 0.995)):
+        bias = abs(float(bias_din.exact_bias(fam, np.zeros(1), alpha, D_in)[0]))
+        bound = bias_din.bias_bound_A3(alpha, k["L"], k["rho"], k["sigma_tilde"], D_in)
+        assert lo <= bias / bound <= 1.0, (D_in, bias / bound)
