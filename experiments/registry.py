@@ -6,7 +6,7 @@ from types import ModuleType
 
 # module names under experiments/, in the order of the report
 NAMES = ("rate_hard_chain", "rate_benign", "noise_floor", "bias_din", "maml_variants",
-         "step_sizes", "local_smoothness", "multistep_alpha", "multistep_rate", "multistep_cost",
+         "step_sizes", "local_smoothness", "multistep_alpha", "multistep_rate", "multistep_cost", "mlp_sinusoid",
          "proof_ledger", "slack_report")
 
 

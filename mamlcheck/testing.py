@@ -11,7 +11,9 @@ to break each promise and returns one row per check (``FamilyReport.table``):
    against ``hess @ v``; every oracle called with leading axes against row by row.
 2. **constants**: an adversarial search (random starts, then BFGS ascents)
    for the supremum each constant bounds; it must not beat the constant, and
-   must come within ``ATTAIN`` (90 %) of a constant marked ``exact``.
+   must come within ``ATTAIN`` (90 %) of a constant marked ``exact``.  For a
+   family whose constants hold on a ball only (``certificate_ball``), every
+   point searched or checked lies inside it (``_Setup.inside``).
 3. **oracles**: the mean of ``batch_grad`` / ``batch_hess`` over many batches is
    ``grad`` / ``hess``, and their variance is at most ``σ̃²/n`` / ``σ_H²/n``.
 4. **exact moments** (``inner_mean``, ``outer_second``, ``hess_factor``, where
@@ -62,6 +64,14 @@ def fd_tolerance(*scales: np.ndarray) -> float:
 
 
 # --- the setting shared by the checks -----------------------------------------------------------
+#: For a family with a ``certificate_ball`` (constants certified on ``‖w − w_c‖ ≤ R``
+#: only), every point at which a constant is searched or checked is kept within
+#: ``BALL_FILL·R`` of the centre, and the pairs ``x ± tu`` of the ``ρ`` search
+#: use ``t ≤ BALL_STEP·R``, so that they stay inside too.
+BALL_FILL = 1.0 - 1.0 / 50.0
+BALL_STEP = 1.0 / 100.0
+
+
 @dataclass
 class _Setup:
     family: object
@@ -73,6 +83,22 @@ class _Setup:
     points: np.ndarray = None
     tasks: np.ndarray = None
     worst: dict = field(default_factory=dict)    # (w, task) where a sampled sup was found
+    ball: tuple = None                           # (centre, R) of certificate_ball, if offered
+
+    def inside(self, W: np.ndarray) -> np.ndarray:
+        """``W`` with its first ``d`` coordinates (a point; a search may append a
+        direction) pulled radially towards the ball's centre to distance at most
+        ``BALL_FILL·R``; unchanged (the same array) for families whose constants
+        are global."""
+        if self.ball is None:
+            return W
+        centre, R = self.ball
+        d = self.family.d
+        W = np.asarray(W, dtype=float)
+        D = W[..., :d] - centre
+        norm = np.linalg.norm(D, axis=-1, keepdims=True)
+        scale = np.minimum(1.0, BALL_FILL * R / np.maximum(norm, 1e-300))
+        return np.concatenate([centre + D * scale, W[..., d:]], axis=-1)
 
     def rng(self, name: str) -> np.random.Generator:
         """An independent stream per check, so that one check's draws never
@@ -88,7 +114,9 @@ def _setup(family, seed: int, n_points: int, draws: int, n: int) -> _Setup:
     """Test points ``centre + length·r·u`` (``u`` uniform on the unit sphere) at
     distances ``r = 1, √d, √d/2, …`` (``centre_and_length`` if offered, else the
     origin and 1: the first point has norm 1), covering both readings of
-    ``length``, a norm or a coordinate's scale; a random task for each."""
+    ``length``, a norm or a coordinate's scale; a random task for each.  For a
+    family with a ``certificate_ball`` the points are then pulled into the ball
+    (``_Setup.inside``; the draws are the same)."""
     s = _Setup(family, seed, draws, n)
     d = family.d
     if C.offers(family, "centre_and_length"):
@@ -100,6 +128,10 @@ def _setup(family, seed: int, n_points: int, draws: int, n: int) -> _Setup:
     radii = np.array([1.0, np.sqrt(d), 0.5 * np.sqrt(d)])[np.arange(n_points) % 3]
     s.points = s.centre + s.length * radii[:, None] * C.directions(rng, n_points, d)
     s.tasks = rng.integers(0, family.M, n_points)
+    if C.offers(family, "certificate_ball"):
+        centre, radius = family.certificate_ball()
+        s.ball = (np.broadcast_to(np.asarray(centre, float), (d,)).copy(), float(radius))
+        s.points = s.inside(s.points)
     return s
 
 
@@ -203,7 +235,7 @@ def _starts(s: _Setup, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
     """The family's ``attaining_points`` (if offered) for the constant integer
     vectors ``k = j·(1, …, 1)``, ``|j| ≤ 2``, and a few random ones; and ``n``
     random starts at distances ``length·r`` from the centre, ``r`` log-uniform
-    on ``[1/4, 2√d]``."""
+    on ``[1/4, 2√d]``; all pulled into the certificate's ball, if any."""
     d = s.family.d
     r = np.exp(rng.uniform(np.log(0.25), np.log(2 * np.sqrt(d)), n))
     X, A = s.centre + s.length * r[:, None] * C.directions(rng, n, d), np.zeros((0, d))
@@ -213,7 +245,7 @@ def _starts(s: _Setup, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
             A = np.asarray(s.family.attaining_points(k), float).reshape(-1, d)
         except Exception:        # noqa: BLE001 - extra starts are optional
             A = np.zeros((0, d))
-    return A, X
+    return s.inside(A), s.inside(X)
 
 
 def _constant_rows(s: _Setup) -> list[dict]:
@@ -221,27 +253,34 @@ def _constant_rows(s: _Setup) -> list[dict]:
     ratio for pairs ``x ± tu``, ``t = length/100``, whose sup over ``x, u`` is
     the Hessian's Lipschitz constant as ``t → 0``; ``σ``: the task spread of
     gradients; ``σ̃``, ``σ_H``: ``_sampled``).  Deterministic quantities are
-    compared to rounding (``ROUNDING`` relative, plus ``10³ε‖∇²f‖/t`` for ``ρ``)."""
+    compared to rounding (``ROUNDING`` relative, plus ``10³ε‖∇²f‖/t`` for ``ρ``).
+    With a ``certificate_ball``, every evaluation is at a point pulled into the
+    ball (``_Setup.inside``: the local ascents move freely, their values are
+    those of the projected points) and ``t ≤ R/100``, so ``x ± tu`` stays inside."""
     fam, c, rng = s.family, s.c, s.rng("constants")
     d, M, step = fam.d, fam.M, 1e-6 * s.length
     A, R = _starts(s, max(16, min(64, int(2e6 // (M * d * d)))), rng)
     X, few = np.vstack([A, R]), np.vstack([A[:5], R[:6]])
     p, tasks, t = np.asarray(fam.p, float), np.arange(M), 1e-2 * s.length
+    inside = s.inside
+    if s.ball is not None:
+        t = min(t, BALL_STEP * s.ball[1])
 
     def curvature(W, m):
-        return C.spectral_norm(fam.hess(W, m))
+        return C.spectral_norm(fam.hess(inside(W), m))
 
     def curvature_svd(x, m):
-        return np.linalg.norm(fam.hess(x, m), ord=2)
+        return np.linalg.norm(fam.hess(inside(x), m), ord=2)
 
     def hess_change(P, m, norm=C.spectral_norm):
         """``‖∇²f_m(x + tu) − ∇²f_m(x − tu)‖₂/(2t)`` for ``P = [x | z]``, ``u = z/‖z‖``."""
+        P = inside(P)
         x, z = P[..., :d], P[..., d:]
         u = z / np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), 1e-300)
         return norm(fam.hess(x + t * u, m) - fam.hess(x - t * u, m)) / (2 * t)
 
     def spread(W, m=0):
-        G = fam.grad(np.atleast_2d(W)[:, None], tasks)
+        G = fam.grad(inside(np.atleast_2d(W))[:, None], tasks)
         dev = G - np.einsum("m,pmd->pd", p, G)[:, None]
         return np.sqrt(np.einsum("m,pm->p", p, (dev ** 2).sum(-1)))
 
@@ -255,7 +294,8 @@ def _constant_rows(s: _Setup) -> list[dict]:
                                       c.rho, c.rho_i, lambda x, m: ROUNDING * c.rho.value + rounding_rho,
                                       n_local=6),
         "sigma": lambda: _deterministic(s, "sigma", spread, X, step, lambda x, m: spread(x)[0], c.sigma, None,
-                                        lambda x, m: ROUNDING * (c.sigma.value + np.abs(fam.grad(x, tasks)).max()),
+                                        lambda x, m: ROUNDING * (c.sigma.value
+                                                                 + np.abs(fam.grad(inside(x), tasks)).max()),
                                         one_task=True),
         "sigma_tilde": lambda: _sampled(s, "sigma_tilde", few, step, rng),
         "sigma_H": lambda: _sampled(s, "sigma_H", few, step, rng),
@@ -270,6 +310,7 @@ def _deterministic(s, name, value, starts, step, exact_value, const, per_task, t
     re-evaluates the winner with SVD norms, ``tol(x, task)`` is the rounding
     allowance there."""
     best, (x, m) = C.sup_over_tasks(value, starts, 1 if one_task else s.family.M, step, n_local)
+    x = s.inside(x)             # where the value was found (the ascents' points are evaluated pulled in)
     measured, tol = max(float(exact_value(x, m)), float(best.max())), float(tol(x, m))
     statement, source = STATEMENTS[name]
     rows = [C.row(name, statement, source, measured, const.value, tol=tol, note=f"task {m}")]
@@ -315,8 +356,9 @@ def _sampled(s: _Setup, name: str, starts, step, rng) -> list[dict]:
         if m not in fixed:
             iK = np.full(K_s, m)
             fixed[m] = (iK, fam.draw_batch(iK, 1, rng))
-        return np.sqrt(_noise_sq(fam, name, np.atleast_2d(W), m, *fixed[m]).mean(-1))
+        return np.sqrt(_noise_sq(fam, name, s.inside(np.atleast_2d(W)), m, *fixed[m]).mean(-1))
     _, (x, m) = C.sup_over_tasks(value, starts, fam.M, step, n_local=2)
+    x = s.inside(x)
     s.worst[name] = (x, m)
     iK = np.full(s.draws, m)
     q = _noise_sq(fam, name, x[None], m, iK, fam.draw_batch(iK, 1, s.rng(name)), svd=True)[0]

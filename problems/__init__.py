@@ -14,6 +14,7 @@ from .base import Constant, Constants, TaskFamily
 from .cosine_quadratic import CosineQuadratic
 from .hard_chain import HardChain
 from .robust_regression import RobustRegression
+from .sinusoid_mlp import SinusoidMLP
 
 # Imported plainly: a broken family module raises its own error at import,
 # never a misleading "unknown family".
@@ -21,6 +22,7 @@ FAMILIES: dict[str, Callable[..., TaskFamily]] = {
     "cosine-quadratic": CosineQuadratic,
     "hard-chain": HardChain,
     "robust-regression": RobustRegression,
+    "sinusoid-mlp": SinusoidMLP,
 }
 
 __all__ = ["Constant", "Constants", "TaskFamily", "FAMILIES", "make_family", "family_parameters"]
