@@ -62,6 +62,7 @@ FAMILIES = {
     "cosine-quadratic": {"d": 4, "M": 3, "dense": True, "seed": 1},
     "robust-regression": {"d": 3, "M": 3, "N": 12, "seed": 1},
     "hard-chain": {"eps": 0.05, "Delta": 20.0, "L": 1.0, "T": 6, "M": 3, "tilt": 0.5, "seed": 1},
+    "sinusoid-mlp": {"M": 3, "width": 6, "n_pool": 12, "seed": 1},      # learn2learn's sinusoid example network
 }
 BATCH = {"D_in": 4, "D_o": 5}        # inner and outer batch sizes of the ``batches`` check
 
