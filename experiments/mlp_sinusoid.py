@@ -79,6 +79,7 @@ def cells(scale: str) -> list[dict]:
     out = [{**base, "part": "runs", "config": "theorem", "algorithm": "maml"},
            {**base, "part": "runs", "config": "practice", "algorithm": "maml"}]
     out += [{**base, "part": "variants", "config": "practice", "algorithm": a} for a in ALGORITHMS if a != "maml"]
+    out.append({**base, "part": "ledger", "config": "theorem", "algorithm": "maml", "ledger_eps": 2.0})
     return out
 
 
@@ -100,9 +101,34 @@ def local_constants(fam, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return local_L, ratio
 
 
+def _ledger(params: dict) -> pd.DataFrame:
+    """The proof ledger (``experiments.ledger``) on the theorem's MAML run, one row per
+    step of the proof, with the ball condition of the same iterates (the ledger
+    walks the engine's trajectory with the same streams)."""
+    from .ledger import evaluate
+    fam = make_family(params["family"], **params["family_params"])
+    centre, radius = fam.certificate_ball()
+    hyper = _hyper("theorem", "maml", fam.constants().L.value)
+    led = evaluate(fam, hyper, eps=params["ledger_eps"], seeds=params["seeds"], budget=params["budget"], w0=centre,
+                   root=params["root"], points=3, draws=200, reps=200, cond_reps=8)
+    K = int(led.config["iterations"])
+    far, left = np.zeros(params["seeds"]), np.full(params["seeds"], -1)
+    for st in trajectory(fam, hyper, seeds=params["seeds"], w0=centre, root=params["root"], budget=K):
+        dist = np.linalg.norm(st.w - centre, axis=-1)
+        far, left = np.maximum(far, dist), np.where((left < 0) & (dist > radius), st.k, left)
+    ball = ball_condition(radius, np.arange(params["seeds"]), far, left)
+    return led.summary.assign(part="ledger", config="theorem", algorithm="maml", label="MAML", iterations=K,
+                              ball_holds=ball.holds, ball_given=ball.given, radius=radius,
+                              broken_conditions=";".join(led.broken) or "none",
+                              eps=params["ledger_eps"],
+                              family_params=json.dumps(params["family_params"], sort_keys=True))
+
+
 def compute(params: dict) -> pd.DataFrame:
-    """One run: per seed and iteration the exact ``‖∇F(w_k)‖``, the distance to the
+    """One run (or, for ``part = "ledger"``, the proof ledger on one run): per seed and iteration the exact ``‖∇F(w_k)‖``, the distance to the
     ball's centre, and at every ``stride``-th iteration the local constants."""
+    if params["part"] == "ledger":
+        return _ledger(params)
     fam = make_family(params["family"], **params["family_params"])
     consts = fam.constants()
     v = consts.values()
@@ -147,7 +173,7 @@ def _ball(sub: pd.DataFrame):
     left = [int(g.k[g.distance > g.radius.iloc[0]].min()) if (g.distance > g.radius.iloc[0]).any() else -1
             for _, g in per]
     return ball_condition(float(sub.radius.iloc[0]), list(per.groups), per.distance.max().to_numpy(), left,
-                          "the ball certificate of sinusoid-mlp")
+                          "sinusoid-mlp ball certificate")
 
 
 def _run_claims(sub: pd.DataFrame) -> list[Check]:
@@ -200,12 +226,32 @@ def _variant_claims(table: pd.DataFrame) -> list[Check]:
     return out
 
 
+def _ledger_claims(led: pd.DataFrame) -> list[Check]:
+    """Per step of the proof on the MLP run: no violated row (an ``upper`` check of
+    the violated count against 0), with the worst slack and the ball's verdict."""
+    out = []
+    if led.empty:
+        return out
+    r = led.iloc[0]
+    for _, s in led.iterrows():
+        if not s.rows:
+            continue
+        out.append(Check(f"proof ledger on the theorem's MAML run (ε = {s.eps:g}, {int(s.iterations)} iterations): "
+                         f"step {s.step}, violated rows out of {int(s.rows)}", "THEORY.md §4 (the proof of (14))",
+                         float(s.violated), 0.0, "upper",
+                         context={"step": s.step, "note": f"{int(s.held)} held, {int(s.inconclusive)} inconclusive, "
+                                  f"worst slack {s.worst_slack:.3g}; ball {'held' if r.ball_holds else 'LEFT'}; "
+                                  f"broken: {r.broken_conditions}"}))
+    return out
+
+
 def claims(table: pd.DataFrame) -> list[Check]:
     runs = table[table.part == "runs"]
     out = []
     for _, sub in runs.groupby("config", sort=False):
         out += _run_claims(sub)
-    return out + _variant_claims(table[table.config == "practice"])
+    out += _variant_claims(table[(table.config == "practice") & (table.part != "ledger")])
+    return out + _ledger_claims(table[table.part == "ledger"])
 
 
 # --- figure ---------------------------------------------------------------------------------

@@ -189,12 +189,16 @@ def main(args) -> int:
     print(format_conditions(check_conditions(family.constants(), hyper)))
     print()
     w0 = None if args.w0 is None else np.full(family.d, args.w0)
+    if w0 is None and family.offers("certificate_ball"):     # constants on a ball: start at its centre
+        w0 = family.certificate_ball()[0]
     res = run(family, hyper, args.eps, seeds=args.seeds, budget=args.budget, w0=w0, root=args.root,
               trace_stride=args.trace_stride, divergence_bound=args.divergence_bound,
               progress=not args.no_progress and sys.stderr.isatty() or False)
     print(f"{res.iterations} iterations, {len(res.table.seed.unique())} seeds"
           + (" (interrupted: partial results below)" if res.interrupted else ""))
     print(summarise(res.table, res.mean_table).to_string(index=False))
+    if res.ball_condition() is not None:
+        print(format_conditions([res.ball_condition()]))
     outputs = [(args.out, res.table), (args.trace_out, res.trace)]
     if res.interrupted:
         save_partial(outputs, res.iterations, args.budget)

@@ -51,3 +51,14 @@ def test_iterations_are_checked_against_14_only_inside_the_theorem_and_the_ball(
         if "against (14)" in c.statement:
             assert (c.kind == "upper") == (c.context["config"] == "theorem" and np.isfinite(c.measured)), c.statement
     assert json.loads(table.eps_grid.iloc[0]) == list(ex.SCALES["tiny"].eps)
+
+
+def test_the_ledger_part_reports_each_step_of_the_proof_and_the_ball():
+    cell = next(c for c in ex.cells("tiny") if c["part"] == "ledger")
+    led = ex.compute({**cell, "root": TEST_ROOT % 2 ** 31})
+    assert {"(7)", "(8)", "(9)", "(10)", "(14)"} <= set(led.step)
+    checks = ex.claims(led)
+    assert checks and all("proof ledger" in c.statement for c in checks)
+    assert all(("ball held" in c.context["note"]) == bool(led.ball_holds.iloc[0]) for c in checks)
+    doctored = led.assign(violated=np.where(led.step == "(9)", 1, led.violated))
+    assert [c.verdict for c in ex.claims(doctored) if c.context["step"] == "(9)"] == ["violated"]

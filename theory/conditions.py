@@ -222,7 +222,7 @@ CONDITIONS = {
 }
 
 
-def ball_condition(radius: float, seeds, max_distance, left_at, theorem: str = "the certificate") -> Condition:
+def ball_condition(radius: float, seeds, max_distance, left_at, theorem: str = "ball certificate") -> Condition:
     """The run stayed in the certificate's ball (a family whose constants hold
     only on ``‖w − w_c‖ ≤ R``, ``certificate_ball``): every bound built from
     those constants is guaranteed only while every iterate is inside.
