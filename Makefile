@@ -60,9 +60,10 @@ $(VENV)/.conformance-stamp: $(STAMP) conformance/install_learn2learn.sh
 conformance: $(VENV)/.conformance-stamp
 	$(BIN)/python -m mamlcheck conformance
 
-# the conformance tests (CI runs them after `make test`)
+# the tests that need the conformance extra (torch, jax, higher, learn2learn); CI runs them after `make test`
 test-conformance: $(VENV)/.conformance-stamp
 	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_conformance.py \
+	    tests/test_sinusoid_mlp.py \
 	    tests/test_family_frameworks.py
 
 clean:
