@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["Constant", "Constants", "TaskFamily", "NotAvailable", "CAPABILITIES", "check_positive",
+__all__ = ["Constant", "Constants", "TaskFamily", "DataPools", "NotAvailable", "CAPABILITIES", "check_positive",
            "check_probabilities"]
 
 
@@ -420,3 +420,42 @@ class TaskFamily:
     def describe(self) -> dict[str, Any]:
         """The family's parameters, for tables and reports."""
         return {"family": self.name, "d": self.d, "M": self.M}
+
+
+class DataPools:
+    """Stochastic oracles of a family whose task ``i`` owns a fixed dataset: rows
+    ``X[i]`` and labels ``Y[i]``, pools of equal size along axis 1, ``f_i`` the
+    average over the pool.  A batch of ``n`` is ``n`` pool indices drawn
+    uniformly *with replacement* (from ``rng.random``), the same points serving
+    the gradient and the Hessian (``need`` changes nothing).  Mixed in before
+    ``TaskFamily`` (``robust-regression``, ``sinusoid-mlp``)."""
+
+    def draw_batch(self, i, n, rng, need: str = "both"):
+        """Pool indices ``idx`` of shape ``i.shape + (n,)``, i.i.d. uniform on ``0..pool − 1``."""
+        check_need(need)
+        i = self._i(i)
+        n = check_count("n (batch size)", n)
+        pool = self.X.shape[1]
+        u = np.asarray(rng.random(i.shape + (n,)))
+        return {"idx": np.minimum((u * pool).astype(np.intp), pool - 1)}
+
+    def _batch_data(self, i, batch):
+        i, idx = self._i(i), batch["idx"]
+        return self.X[i[..., None], idx], self.Y[i[..., None], idx]
+
+    def loss_data(self, i, batch=None) -> dict[str, np.ndarray]:
+        """The rows ``X`` and labels ``Y`` of task ``i`` that ``batch`` picks (repeated
+        indices repeat a row, as a with-replacement draw does), or the whole pool
+        for ``batch=None`` (the exact ``f_i``), for ``loss_on``.  ``i`` is one task
+        index and ``batch`` one drawn for it (``draw_batch(i, n, rng)``)."""
+        i = self._i(i)
+        if i.ndim != 0:
+            raise ValueError(f"loss_data takes one task index, got shape {i.shape}")
+        if batch is None:
+            X, Y = self.X[int(i)], self.Y[int(i)]
+        else:
+            if np.ndim(batch["idx"]) != 1:
+                raise ValueError(f"batch must be drawn for one task index: idx of shape (n,), "
+                                 f"got {np.shape(batch['idx'])}")
+            X, Y = self._batch_data(i, batch)
+        return {"X": np.array(X, dtype=float), "Y": np.array(Y, dtype=float)}

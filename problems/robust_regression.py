@@ -55,7 +55,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import gammaln
 
-from .base import (Constant, Constants, TaskFamily, check_count, check_need, check_positive,
+from .base import (Constant, Constants, DataPools, TaskFamily, check_count, check_positive,
                    check_probabilities)
 
 __all__ = ["RobustRegression", "phi", "dphi", "d2phi", "d3phi",
@@ -143,7 +143,7 @@ def multisets(N: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     return counts, prob
 
 
-class RobustRegression(TaskFamily):
+class RobustRegression(DataPools, TaskFamily):
     """Per-task linear regression with the Cauchy loss on finite datasets (see module).
 
     Args:
@@ -238,21 +238,7 @@ class RobustRegression(TaskFamily):
         w, i = self._w(w), self._i(i)
         return _hvp(self.X[i], self.Y[i], w, np.asarray(v, dtype=float))
 
-    # --- stochastic oracles: n points of task i, uniform with replacement -----
-    def draw_batch(self, i, n, rng, need: str = "both"):
-        """Data indices ``idx`` of shape ``i.shape + (n,)``, i.i.d. uniform on
-        ``0..N-1`` (from ``rng.random``); the same points serve the gradient and
-        the Hessian, so ``need`` changes nothing."""
-        check_need(need)
-        i = self._i(i)
-        n = check_count("n (batch size)", n)
-        u = np.asarray(rng.random(i.shape + (n,)))
-        return {"idx": np.minimum((u * self.N).astype(np.intp), self.N - 1)}
-
-    def _batch_data(self, i, batch):
-        i, idx = self._i(i), batch["idx"]
-        return self.X[i[..., None], idx], self.Y[i[..., None], idx]
-
+    # --- stochastic oracles: draw_batch, _batch_data from DataPools (n points of task i) -----
     def batch_grad(self, w, i, batch):
         return _grad(*self._batch_data(i, batch), self._w(w))
 
@@ -383,25 +369,7 @@ class RobustRegression(TaskFamily):
                 "outlier_scale": self.outlier_scale,
                 "data": self.data}
 
-    # --- the batch loss over an array namespace (CAPABILITIES "loss_on") -----------
-    def loss_data(self, i, batch=None) -> dict[str, np.ndarray]:
-        """The rows ``X`` ``(n, d)`` and labels ``Y`` ``(n,)`` of task ``i`` that
-        ``batch`` picks (``_batch_data``; repeated indices repeat a row, as a
-        with-replacement draw does), or all ``N`` of them for ``batch=None``
-        (the exact ``f_i``, an average over the task's dataset).  ``i`` is one
-        task index and ``batch`` one drawn for it (``draw_batch(i, n, rng)``)."""
-        i = self._i(i)
-        if i.ndim != 0:
-            raise ValueError(f"loss_data takes one task index, got shape {i.shape}")
-        if batch is None:
-            X, Y = self.X[int(i)], self.Y[int(i)]
-        else:
-            if np.ndim(batch["idx"]) != 1:
-                raise ValueError(f"batch must be drawn for one task index: idx of shape (n,), "
-                                 f"got {np.shape(batch['idx'])}")
-            X, Y = self._batch_data(i, batch)
-        return {"X": np.array(X, dtype=float), "Y": np.array(Y, dtype=float)}
-
+    # --- the batch loss over an array namespace (CAPABILITIES "loss_on"; loss_data from DataPools)
     @staticmethod
     def loss_on(ops, w, data):
         """``(1/n) Σ_k φ(y_k − x_kᵀw)``, ``φ(r) = log(1 + r²/2)`` (the Cauchy loss

@@ -73,7 +73,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (Constant, Constants, TaskFamily, check_count, check_need, check_positive,
+from .base import (Constant, Constants, DataPools, TaskFamily, check_count, check_positive,
                    check_probabilities)
 
 __all__ = ["SinusoidMLP", "SUP_D2TANH", "SUP_D3TANH", "AMPLITUDE", "PHASE", "X_RANGE"]
@@ -157,7 +157,7 @@ def _hvp(X, Y, w, p, H):
     return out + block
 
 
-class SinusoidMLP(TaskFamily):
+class SinusoidMLP(DataPools, TaskFamily):
     """Sinusoid regression tasks fitted by a one-hidden-layer tanh network (see module).
 
     Args:
@@ -210,21 +210,7 @@ class SinusoidMLP(TaskFamily):
         w, i = self._w(w), self._i(i)
         return _hvp(self.X[i], self.Y[i], w, np.asarray(v, dtype=float), self.width)
 
-    # --- stochastic oracles: n pool points of task i, uniform with replacement ------
-    def draw_batch(self, i, n, rng, need: str = "both"):
-        """Pool indices ``idx`` of shape ``i.shape + (n,)``, i.i.d. uniform on
-        ``0..n_pool-1`` (from ``rng.random``); the same points serve the gradient
-        and the Hessian, so ``need`` changes nothing."""
-        check_need(need)
-        i = self._i(i)
-        n = check_count("n (batch size)", n)
-        u = np.asarray(rng.random(i.shape + (n,)))
-        return {"idx": np.minimum((u * self.n_pool).astype(np.intp), self.n_pool - 1)}
-
-    def _batch_data(self, i, batch):
-        i, idx = self._i(i), batch["idx"]
-        return self.X[i[..., None], idx], self.Y[i[..., None], idx]
-
+    # --- stochastic oracles: draw_batch, _batch_data from DataPools (n pool points of task i) --
     def batch_grad(self, w, i, batch):
         return _grad(*self._batch_data(i, batch), self._w(w), self.width)
 
@@ -299,23 +285,7 @@ class SinusoidMLP(TaskFamily):
         return {**super().describe(), "width": self.width, "n_pool": self.n_pool, "radius": self.radius,
                 "seed": self.seed}
 
-    # --- the batch loss over an array namespace (CAPABILITIES "loss_on") -----------
-    def loss_data(self, i, batch=None) -> dict[str, np.ndarray]:
-        """Inputs ``X`` ``(n,)`` and labels ``Y`` ``(n,)`` of task ``i`` that ``batch``
-        picks (repeats kept, as a with-replacement draw has them), or the whole
-        pool for ``batch=None`` (the exact ``f_i``)."""
-        i = self._i(i)
-        if i.ndim != 0:
-            raise ValueError(f"loss_data takes one task index, got shape {i.shape}")
-        if batch is None:
-            X, Y = self.X[int(i)], self.Y[int(i)]
-        else:
-            if np.ndim(batch["idx"]) != 1:
-                raise ValueError(f"batch must be drawn for one task index: idx of shape (n,), "
-                                 f"got {np.shape(batch['idx'])}")
-            X, Y = self._batch_data(i, batch)
-        return {"X": np.array(X, dtype=float), "Y": np.array(Y, dtype=float)}
-
+    # --- the batch loss over an array namespace (CAPABILITIES "loss_on"; loss_data from DataPools)
     @staticmethod
     def loss_on(ops, w, data):
         """``(1/n) Σ_k ½(vᵀtanh(u x_k + b) + c − y_k)²`` over the rows of ``loss_data``,
