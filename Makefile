@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,cluster,explore]'
+	$(BIN)/python -m pip install -q -e '.[test,cluster,explore,fast]'
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -44,7 +44,7 @@ explore: $(STAMP)
 # [tool.mutmut] in pyproject.toml, MUTATE="theory/rate.py --minutes 10" one file
 # with a time cap (see mutation/run.py).
 $(VENV)/.mutate-stamp: $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[test,cluster,explore,mutate]'
+	$(BIN)/python -m pip install -q -e '.[test,cluster,explore,fast,mutate]'
 	touch $@
 
 mutate: $(VENV)/.mutate-stamp
@@ -52,7 +52,7 @@ mutate: $(VENV)/.mutate-stamp
 
 # the conformance extra: torch (CPU), jax, higher from PyPI; learn2learn built from its sdist
 $(VENV)/.conformance-stamp: $(STAMP) conformance/install_learn2learn.sh
-	$(BIN)/python -m pip install -q -e '.[test,cluster,explore,conformance]'
+	$(BIN)/python -m pip install -q -e '.[test,cluster,explore,fast,conformance]'
 	conformance/install_learn2learn.sh $(BIN)/python
 	touch $@
 

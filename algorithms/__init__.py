@@ -3,3 +3,4 @@
 Importing the package registers the fast samplers of ``algorithms.fast``.
 """
 from . import fast_cosine_quadratic  # noqa: F401  (registers the cosine-quadratic sampler)
+from . import fast_robust_regression  # noqa: F401  (registers the robust-regression kernels)

@@ -16,6 +16,7 @@ must keep (equal in law to the generic path) is checked by
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -67,6 +68,7 @@ def register_fast(family_type: type) -> Callable[[type[FastSampler]], type[FastS
         if not issubclass(cls, FastSampler):
             raise TypeError(f"{cls.__name__} must subclass FastSampler")
         FAST[family_type] = cls
+        _registered_for.cache_clear()
         return cls
     return add
 
@@ -74,10 +76,16 @@ def register_fast(family_type: type) -> Callable[[type[FastSampler]], type[FastS
 def _registered(family) -> type[FastSampler] | None:
     """The sampler registered for the nearest class of ``family``'s MRO, unless a
     more derived class replaced one of the oracles it was written for (then
-    the family's own oracles must be used: ``problems.base.oracles_replaced_below``)."""
-    for klass in type(family).__mro__:
+    the family's own oracles must be used: ``problems.base.oracles_replaced_below``).
+    Looked up once per family class (the hot loop asks at every step)."""
+    return _registered_for(type(family))
+
+
+@lru_cache(maxsize=None)
+def _registered_for(family_type: type) -> type[FastSampler] | None:
+    for klass in family_type.__mro__:
         if klass in FAST:
-            return None if oracles_replaced_below(type(family), klass) else FAST[klass]
+            return None if oracles_replaced_below(family_type, klass) else FAST[klass]
     return None
 
 

@@ -172,6 +172,15 @@ def oracles_replaced_below(cls: type, owner: type) -> bool:
     return any(mro.index(defining_class(cls, o)) < mro.index(owner) for o in ORACLES)
 
 
+@functools.lru_cache(maxsize=None)
+def _class_offers(cls: type, capability: str) -> bool:
+    """``TaskFamily.offers`` for a class (asked at every step of the hot loop; a
+    class's methods do not change once it is built)."""
+    if getattr(cls, capability) is getattr(TaskFamily, capability):
+        return False
+    return not oracles_replaced_below(cls, defining_class(cls, capability))
+
+
 class TaskFamily:
     """Base class of the task families; see the module docstring.
 
@@ -336,9 +345,7 @@ class TaskFamily:
         """
         if capability not in CAPABILITIES:
             raise ValueError(f"unknown capability {capability!r}; known: {', '.join(CAPABILITIES)}")
-        if getattr(type(self), capability) is getattr(TaskFamily, capability):
-            return False
-        return not oracles_replaced_below(type(self), defining_class(type(self), capability))
+        return _class_offers(type(self), capability)
 
     def _not_available(self, capability: str):
         raise NotAvailable(f"family {self.name!r} does not offer {capability}: {CAPABILITIES[capability]}")
@@ -434,10 +441,13 @@ class DataPools:
         """Pool indices ``idx`` of shape ``i.shape + (n,)``, i.i.d. uniform on ``0..pool − 1``."""
         check_need(need)
         i = self._i(i)
-        n = check_count("n (batch size)", n)
+        return {"idx": self._draw_idx(i.shape, check_count("n (batch size)", n), rng)}
+
+    def _draw_idx(self, shape, n: int, rng) -> np.ndarray:
+        """Pool indices ``shape + (n,)`` from ``rng.random`` (arguments already checked)."""
         pool = self.X.shape[1]
-        u = np.asarray(rng.random(i.shape + (n,)))
-        return {"idx": np.minimum((u * pool).astype(np.intp), pool - 1)}
+        u = np.asarray(rng.random(tuple(shape) + (n,)))
+        return np.minimum((u * pool).astype(np.intp), pool - 1)
 
     def _batch_data(self, i, batch):
         i, idx = self._i(i), batch["idx"]

@@ -55,6 +55,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import gammaln
 
+from . import robust_regression_kernels as _kernels
 from .base import (Constant, Constants, DataPools, TaskFamily, check_count, check_positive,
                    check_probabilities)
 
@@ -237,6 +238,29 @@ class RobustRegression(DataPools, TaskFamily):
     def hvp(self, w, i, v):
         w, i = self._w(w), self._i(i)
         return _hvp(self.X[i], self.Y[i], w, np.asarray(v, dtype=float))
+
+    if _kernels.AVAILABLE:
+        def meta_grad(self, w, alpha: float) -> np.ndarray:
+            """Exact ``∇F(w)`` of (5) by the compiled kernel
+            (``robust_regression_kernels``): the task sum of ``meta_grad_by_tasks``
+            in one pass per point, equal to it to rounding; offered only when the
+            kernels are compiled (``problems.jit``)."""
+            return _kernels.meta_grad(*self._kernel_arrays(), self._w(w), alpha)
+
+        def meta_loss(self, w, alpha: float) -> np.ndarray:
+            """Exact ``F(w)`` of (1) by the compiled kernel, equal to the task sum
+            ``meta_loss_by_tasks`` to rounding (offered with ``meta_grad``)."""
+            return _kernels.meta_loss(*self._kernel_arrays(), self._w(w), alpha)
+
+        def _kernel_arrays(self):
+            """``X``, ``X`` transposed per task, ``Y``, ``p``, contiguous (built once)."""
+            arrays = self.__dict__.get("_kernel_data")
+            if arrays is None:
+                arrays = (np.ascontiguousarray(self.X, dtype=float),
+                          np.ascontiguousarray(np.swapaxes(self.X, 1, 2), dtype=float),
+                          np.ascontiguousarray(self.Y, dtype=float), np.ascontiguousarray(self.p, dtype=float))
+                self._kernel_data = arrays
+            return arrays
 
     # --- stochastic oracles: draw_batch, _batch_data from DataPools (n points of task i) -----
     def batch_grad(self, w, i, batch):
