@@ -32,8 +32,14 @@ reproduce: $(STAMP)
 	$(BIN)/marimo export html docs/explorer.py -o figures/explorer.html -f
 	rm -rf docs/__marimo__
 
-bench: $(STAMP)
-	$(BIN)/python -m mamlcheck bench
+# seed-iterations per second of the configurations users run, each beside a JAX implementation
+# of the same configuration (the bench extra: jax; experiments/bench_jax.py)
+$(VENV)/.bench-stamp: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,cluster,explore,fast,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-stamp
+	$(BIN)/python -m mamlcheck bench --jax
 
 # the proof explorer as a read-only app in the browser (`marimo edit docs/explorer.py` to see its code)
 explore: $(STAMP)

@@ -178,26 +178,27 @@ def test_an_interrupted_run_writes_only_a_clearly_named_partial_table_and_exits_
 
 
 def test_an_interrupted_bench_exits_130_promptly_without_a_row_for_the_cut_short_configuration(tmp_path):
-    proc = _cli(["bench", "--only", "reference", "--budget", "10000000", "--repeats", "1"], tmp_path)
+    proc = _cli(["bench", "--only", "reference R=64", "--budget", "10000000", "--repeats", "1"], tmp_path)
     t0 = time.monotonic()
-    out, err = _interrupt(proc, "measuring 1/1 'reference'", proc.stderr)
+    out, err = _interrupt(proc, "measuring 1/1 'reference R=64'", proc.stderr)
     assert proc.returncode == 130, err
     assert time.monotonic() - t0 < 10
     assert "reference" not in out and "seed-it/s" not in out
-    assert "interrupted while measuring 'reference'" in err and "Traceback" not in err
+    assert "interrupted while measuring 'reference R=64'" in err and "Traceback" not in err
 
 
 def test_bench_reports_the_configurations_measured_in_full_and_not_the_interrupted_one(monkeypatch, capsys):
     def measure(c, repeats):
-        if c.name == "fomaml":
+        if c.name == "cq fomaml R=64":
             raise KeyboardInterrupt
         return {"name": c.name, "seed_iterations_per_s": 1.0, "batching_speedup": None}
 
     monkeypatch.setattr(bench_mod, "measure", measure)
-    assert main(["bench", "--json", "--only", "reference", "fomaml", "exact", "--no-progress"]) == 130
+    assert main(["bench", "--json", "--only", "reference R=64", "cq fomaml R=64", "cq exact R=64",
+                 "--no-progress"]) == 130
     out, err = capsys.readouterr()
-    assert [json.loads(line)["name"] for line in out.splitlines()] == ["reference"]
-    assert "interrupted while measuring 'fomaml'" in err and "1 of 3" in err
+    assert [json.loads(line)["name"] for line in out.splitlines()] == ["reference R=64"]
+    assert "interrupted while measuring 'cq fomaml R=64'" in err and "1 of 3" in err
 
 
 def test_a_run_the_runner_returns_as_interrupted_is_no_measurement(monkeypatch):
@@ -213,7 +214,21 @@ def test_a_run_the_runner_returns_as_interrupted_is_no_measurement(monkeypatch):
 def test_bench_names_each_configuration_on_stderr_one_line_each_when_not_a_terminal(monkeypatch, capsys):
     monkeypatch.setattr(bench_mod, "measure",
                         lambda c, repeats: {"name": c.name, "seed_iterations_per_s": 1.0, "batching_speedup": None})
-    assert main(["bench", "--json", "--only", "reference", "exact"]) == 0
+    assert main(["bench", "--json", "--only", "reference R=64", "cq exact R=64"]) == 0
     err = capsys.readouterr().err.splitlines()
-    assert err == ["bench: measuring 1/2 'reference' (2000 steps, R = 64, 3 repeats)",
-                   "bench: measuring 2/2 'exact' (1000 steps, R = 64, 3 repeats)"]
+    steps = {c.name: c.budget for c in bench_mod.configs()}
+    assert err == [f"bench: measuring 1/2 'reference R=64' ({steps['reference R=64']} steps, R = 64, 3 repeats)",
+                   f"bench: measuring 2/2 'cq exact R=64' ({steps['cq exact R=64']} steps, R = 64, 3 repeats)"]
+
+
+def test_bench_jax_without_jax_is_refused_in_one_line_naming_the_flag_and_the_install(
+        monkeypatch, no_work, capsys, tmp_path):
+    """jax missing (the import check says so): status 2 before any measurement or worker."""
+    from mamlcheck.experiments import bench_jax
+
+    def no_worker(*a, **k):
+        raise AssertionError("the JAX worker was started")
+    monkeypatch.setattr(bench_jax, "available", lambda: False)
+    monkeypatch.setattr(bench_jax, "Yardstick", no_worker)
+    err = _refused(["bench", "--jax", "--quick"], capsys, tmp_path)
+    assert err == "mamlcheck bench: error: --jax needs jax (the bench extra): pip install -e '.[bench]'"

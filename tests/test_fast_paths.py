@@ -287,26 +287,172 @@ def test_prefetching_batch_equals_seeds_run_alone_bit_for_bit():
         assert np.array_equal(together.w[r], alone.w[0])
 
 
-def test_bench_json_rows_parse_and_have_the_fields(capsys):
-    """Tiny budget, cosine-quadratic rows only (other families belong to other
-    modules' tests); nothing is timed or asserted about speed."""
+def _bench_main(argv) -> int:
     from mamlcheck.experiments import bench
 
     p = argparse.ArgumentParser()
     bench.configure(p)
-    args = p.parse_args(["--json", "--budget", "2", "--repeats", "1",
-                         "--only", "reference", "reference R=1", "hfmaml", "exact"])
-    assert bench.main(args) == 0
+    return bench.main(p.parse_args(argv))
+
+
+def test_bench_json_rows_parse_and_have_the_fields(capsys):
+    """Tiny budget, cosine-quadratic rows only (other families belong to other
+    modules' tests); nothing is timed or asserted about speed."""
+    assert _bench_main(["--json", "--budget", "2", "--repeats", "1", "--no-progress", "--only", "reference R=64",
+                        "reference R=1", "cq hfmaml R=64", "cq exact R=64"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
-    assert [r["name"] for r in rows] == ["reference", "reference R=1", "hfmaml", "exact"]
+    assert [r["name"] for r in rows] == ["reference R=1", "reference R=64", "cq hfmaml R=64", "cq exact R=64"]
     for r in rows:
-        for key in ("family", "d", "M", "algorithm", "alpha", "B", "D_in", "D_o", "D_h", "R", "budget",
-                    "iterations", "repeats", "best_s", "cpu_s", "prefetch", "seed_iterations_per_s", "batching_speedup"):
+        for key in ("family", "d", "M", "algorithm", "alpha", "B", "D_in", "D_o", "D_h", "B_prime", "D_beta", "R",
+                    "budget", "iterations", "repeats", "best_s", "cpu_s", "prefetch", "seed_iterations_per_s",
+                    "batching_speedup", "limit_seed_iterations_per_s", "fraction_of_limit", "machine"):
             assert key in r, key
         assert r["iterations"] == 2 and r["seed_iterations_per_s"] > 0
-    ref = rows[0]
+        assert "vs_jax" not in r                        # no --jax: no JAX columns
+    one, ref, hf, exact = rows
     assert (ref["d"], ref["M"], ref["B"], ref["R"]) == (20, 50, 10, 64) and ref["batching_speedup"] > 0
-    assert rows[1]["batching_speedup"] is None
+    assert one["batching_speedup"] is None and one["R"] == 1
+    assert ref["fraction_of_limit"] > 0 and hf["fraction_of_limit"] > 0
+    assert exact["limit_seed_iterations_per_s"] is None and exact["fraction_of_limit"] is None
+
+
+def test_bench_lists_the_configurations_users_run():
+    """issue 16: robust-regression MAML, FO-MAML, HF-MAML and the tilted hard chain at R = 1
+    and 64, dense cosine-quadratic, the reference at R = 1, 4, 64, 1024; every R = 1 twin is
+    the same configuration; every row meant to have a JAX yardstick has one (``spec``, no jax
+    needed to build it)."""
+    from mamlcheck.experiments import bench, bench_jax
+    from mamlcheck.problems import family_parameters
+
+    cs = {c.name: c for c in bench.configs()}
+
+    def named(family, params, R, **hyper):
+        return sorted(n for n, c in cs.items() if c.family == family and c.params == params and c.R == R
+                      and {"algorithm": "maml", **c.hyper} == {"algorithm": "maml", **hyper})
+
+    rr = {"d": 20, "M": 50, "N": 50}
+    for alg in ("maml", "fomaml", "hfmaml"):
+        for R in (1, 64):
+            assert named("robust-regression", rr, R, algorithm=alg) == [f"rr {alg} R={R}"]
+    for R in (1, 64):
+        assert named("hard-chain", {"M": 10, "tilt": 1.0}, R) == [f"chain R={R}"]
+    assert "dense" in family_parameters("cosine-quadratic")
+    assert named("cosine-quadratic", {"d": 20, "M": 50, "dense": True}, 64) == ["cq dense R=64"]
+    for R in (1, 4, 64, 1024):
+        assert f"reference R={R}" in named("cosine-quadratic", {"d": 20, "M": 50}, R)
+    for c in cs.values():
+        if c.twin is not None:
+            one = cs[c.twin]
+            assert (one.R, one.family, one.params, one.hyper) == (1, c.family, c.params, c.hyper)
+    yardsticks = {"reference R=1": "cq-fast", "reference R=64": "cq-fast", "reference R=1024": "cq-fast",
+                  "cq dense R=64": "generic", "rr hfmaml R=64": "generic", "chain R=1": "generic"}
+    for name, variant in yardsticks.items():
+        c = cs[name]
+        fam, hyper = bench._setup(c)
+        consts = fam.constants()
+        got = bench_jax.spec(fam, hyper.resolved(consts), consts.L.value, consts.rho.value, c.R, c.budget)
+        assert c.jax and got[0] == variant and (got[1]["R"], got[1]["K"]) == (c.R, c.budget)
+    fam, hyper = bench._setup(cs["cq exact R=64"])
+    assert bench_jax.spec(fam, hyper.resolved(fam.constants()), 1.0, 1.0, 64, 5) is None
+
+
+def test_a_quick_robust_regression_row_has_a_positive_rate_and_its_fraction_of_the_limit(capsys):
+    assert _bench_main(["--json", "--quick", "--budget", "3", "--only", "rr maml R=64", "--no-progress"]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert row["name"] == "rr maml R=64" and row["iterations"] == 3 and row["repeats"] == 2
+    assert row["seed_iterations_per_s"] > 0 and row["limit_seed_iterations_per_s"] > 0
+    assert row["fraction_of_limit"] == pytest.approx(row["seed_iterations_per_s"] / row["limit_seed_iterations_per_s"])
+
+
+class _FakeYardstick:
+    """Stands in for the JAX worker: records the calls, times every run at 0.5 s."""
+
+    def __init__(self, events, fail=False):
+        self.events, self.fail, self.info = events, fail, {"jax": "fake", "backend": "cpu"}
+
+    def build(self, name, variant, cfg):
+        from mamlcheck.experiments.bench_jax import YardstickError
+        if self.fail:
+            raise YardstickError("no JAX here")
+        self.events.append(("build", variant, cfg["R"], cfg["K"]))
+        return {"compile_s": 1.5}
+
+    def time(self, name):
+        self.events.append(("jax",))
+        return {"wall": 0.5, "cpu": 0.5, "mean_last_norm": 0.25}
+
+    def drop(self, name):
+        self.events.append(("drop",))
+
+
+def test_bench_times_numpy_and_jax_alternately_and_reports_the_ratio(monkeypatch):
+    from mamlcheck.experiments import bench
+
+    events, real_run = [], bench.run
+
+    def counted(*a, **k):
+        events.append(("numpy", k["budget"]))
+        return real_run(*a, **k)
+    monkeypatch.setattr(bench, "run", counted)
+    c = next(c for c in bench.configs(budget=4) if c.name == "rr maml R=1")
+    row = bench.measure(c, repeats=2, warmup=2, jax=_FakeYardstick(events))
+    assert events == [("build", "generic", 1, 4), ("numpy", 2), ("numpy", 4), ("jax",), ("numpy", 4), ("jax",),
+                      ("drop",)]
+    assert row["jax_seed_iterations_per_s"] == 1 * 4 / 0.5 and row["jax_compile_s"] == 1.5
+    assert row["vs_jax"] == pytest.approx(row["seed_iterations_per_s"] / 8.0)
+    assert row["jax_variant"] == "generic" and row["jax_error"] is None
+
+
+def test_a_failed_jax_run_leaves_the_numpy_row_and_names_the_error(monkeypatch, capsys):
+    from mamlcheck.experiments import bench
+
+    c = next(c for c in bench.configs(budget=2) if c.name == "chain R=1")
+    (row,) = bench.bench([c], repeats=1, progress=True, jax=_FakeYardstick([], fail=True))
+    assert row["seed_iterations_per_s"] > 0 and row["jax_seed_iterations_per_s"] is None and row["vs_jax"] is None
+    assert row["jax_error"] == "no JAX here"
+    assert "the JAX run of 'chain R=1' failed: no JAX here" in capsys.readouterr().err
+
+
+@pytest.mark.conformance
+def test_the_jax_worker_runs_each_variant_on_the_familys_own_arrays():
+    """The worker protocol end to end on tiny configurations (needs jax; compiling takes
+    seconds, so ``make test`` deselects it): the exact grad F of each JAX variant equals the
+    suite's to rounding, and the first recorded norm is the runner's ``‖∇F(w_0 = 0)‖``."""
+    pytest.importorskip("jax")
+    from mamlcheck import literature as lit
+    from mamlcheck.algorithms.objective import grad_F
+    from mamlcheck.experiments import bench_jax
+    from mamlcheck.problems import make_family
+
+    cases = [("cosine-quadratic", {"d": 3, "M": 4}, "maml", "cq-fast"),
+             ("cosine-quadratic", {"d": 3, "M": 4, "dense": True}, "maml", "generic"),
+             ("robust-regression", {"d": 3, "M": 4, "N": 5}, "hfmaml", "generic"),
+             ("robust-regression", {"d": 3, "M": 4, "N": 5}, "fomaml", "generic"),
+             ("hard-chain", {"M": 3, "tilt": 1.0, "T": 4}, "maml", "generic")]
+    rng = np.random.default_rng(3)
+    with bench_jax.Yardstick() as yard:
+        assert yard.info["x64"]
+        for k, (family, params, alg, variant) in enumerate(cases):
+            fam = make_family(family, **params)
+            consts = fam.constants()
+            hyper = Hyper(alg, alpha=lit.ALPHA_MAX_LD[alg] / consts.L.value, B=2).resolved(consts)
+            got, cfg = bench_jax.spec(fam, hyper, consts.L.value, consts.rho.value, 2, 3)
+            assert got == variant
+            name = f"case {k}"
+            assert yard.build(name, variant, cfg)["compile_s"] >= 0
+            t = yard.time(name)
+            assert t["finite"] and t["rate"] > 0
+            curve = yard.curve(name)
+            assert curve.shape == (3,)
+            assert curve[0] == pytest.approx(np.linalg.norm(grad_F(fam, np.zeros(fam.d), hyper.alpha)), rel=1e-9)
+            W = rng.standard_normal((4, fam.d)) * getattr(fam, "lam", 1.0)
+            np.testing.assert_allclose(yard.grad_F(name, W), grad_F(fam, W, hyper.alpha), rtol=1e-9, atol=1e-12)
+            yard.drop(name)
+        with pytest.raises(bench_jax.YardstickError, match="unknown command"):
+            yard._ask({"cmd": "no-such-command", "name": "case 0"})
+        with pytest.raises(bench_jax.YardstickError, match="no configuration named 'case 0'"):
+            yard.time("case 0")                         # dropped above; the worker still answers
+        assert yard._ask({"cmd": "hello"})["x64"]
 
 
 def test_bench_lists_only_registered_families_and_rejects_unknown_names():
