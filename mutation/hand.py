@@ -64,7 +64,10 @@ IGNORE = shutil.ignore_patterns(".venv", "results", ".git", "mutation", "__pycac
 PYTEST = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"]
 #: deselected in every run (also in the baseline): the copy is not a git checkout, and this
 #: test checks that the documents link only to committed files (as mutmut's run deselects it)
-DESELECT = ["tests/test_readme.py::test_every_link_of_the_documents_resolves_to_a_committed_file"]
+DESELECT = ["tests/test_readme.py::test_every_link_of_the_documents_resolves_to_a_committed_file",
+            # a wall-clock test (Ctrl-C answered within seconds): on a machine busy with two
+            # mutant runs it fails whatever the mutant, which would count a survivor as caught
+            "tests/test_cli_inputs.py::test_an_interrupted_bench_exits_130_promptly_without_a_row_for_the_cut_short_configuration"]
 PY = sys.executable
 
 
