@@ -187,6 +187,8 @@ class RobustRegressionSampler(FastSampler):
         """``(1/B)Σ_b G_b(w)`` per seed, ``(R, d)``, for tasks ``(R, B)``: the draws and
         the estimator of ``algorithms.estimators`` (MAML's (6), FO-MAML without the
         Hessian factor, HF-MAML's central difference with ``δ = delta(‖v‖)``)."""
+        if hyper.algorithm == "hfmaml" and delta is None:
+            raise ValueError("HF-MAML's kernel path needs delta, the rule δ(‖v‖) of THEORY.md §6")
         W = np.ascontiguousarray(w, dtype=float)
         draw = self.fam._draw_idx
         idx_in = draw(tasks.shape, hyper.D_in, rng)

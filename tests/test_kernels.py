@@ -7,6 +7,7 @@ kernel whose lanes or thread blocks mix seeds, a fast sampler that draws in
 another order than the generic path (its trajectory then leaves the generic
 one at the first step), and a family that offers the kernel without numba.
 """
+import ast
 import os
 import subprocess
 import sys
@@ -125,4 +126,14 @@ def test_without_numba_the_family_offers_no_kernel_and_runs_the_numpy_code():
     fam = _family()
     mine = list(trajectory(fam, Hyper("maml", alpha=0.1, B=4, D_in=3, D_o=2, D_h=5), seeds=2, budget=10,
                            w0=np.ones(6)))[-1].w
-    assert np.max(np.abs(np.array(eval(second)) - mine)) <= 1e-13
+    assert np.max(np.abs(np.array(ast.literal_eval(second)) - mine)) <= 1e-13
+
+
+def test_hf_maml_on_the_kernel_path_without_its_difference_rule_is_refused():
+    """Without ``δ`` the HF-MAML direction would silently be MAML's."""
+    fam = _family()
+    hyper = Hyper("hfmaml", alpha=0.05, B=2).resolved(fam.constants())
+    w = np.zeros((1, fam.d))
+    with pytest.raises(ValueError, match="delta"):
+        fast_sampler(fam, "hfmaml").direction(w, fam.draw_tasks((1, 2), np.random.default_rng(0)), hyper,
+                                              np.random.default_rng(0))
