@@ -104,6 +104,21 @@ def lookup(notes: dict, name: str) -> dict:
     return next((v for k, v in notes.items() if any(c in k for c in "*?[") and fnmatch.fnmatch(name, k)), {})
 
 
+def carry(files: list[str] | None) -> dict:
+    """The last report's records of the files not in ``files`` (``run.py --add``): their
+    counts and survivors, each file with the run that checked it, to be reported beside
+    this run's files."""
+    if files is None or not (HERE / "results.json").exists():
+        return {}
+    last = json.loads((HERE / "results.json").read_text())
+    runs = last.get("file_runs") or {f: last["run"] for f in last["per_file"]}
+    keep = [f for f in last["per_file"] if f not in files]
+    return {"per_file": {f: last["per_file"][f] for f in keep},
+            "survivors": [s for s in last["survivors"] if s["file"] in keep],
+            "no_tests": {k: v for k, v in last.get("no_tests", {}).items() if k.split(":")[0] in keep},
+            "file_runs": {f: runs[f] for f in keep}}
+
+
 def main() -> None:
     os.chdir(WORK)
     sys.path.insert(0, str(WORK))
@@ -139,13 +154,26 @@ def main() -> None:
                               "removed": removed, "added": added,
                               "class": note.get("class", "unclassified"), "reason": note.get("reason", "")})
 
+    file_runs = dict.fromkeys(per_file, run)
+    carried_path = HERE / "work" / "carried.json"
+    if carried_path.exists():            # run.py --add: the other files as the last report had them
+        carried = json.loads(carried_path.read_text())
+        per_file = {**{f: Counter(c) for f, c in carried["per_file"].items()}, **per_file}
+        survivors = [s for s in carried["survivors"] if s["file"] not in file_runs] + survivors
+        for s in survivors:                # classifications may have been written since
+            note = lookup(notes, s["name"])
+            if note:
+                s.update({"class": note["class"], "reason": note.get("reason", "")})
+        untested.update(carried["no_tests"])
+        file_runs = {**carried["file_runs"], **file_runs}
     (HERE / "results.json").write_text(json.dumps(
         {"run": run, "per_file": {f: dict(c) for f, c in per_file.items()}, "survivors": survivors,
-         "no_tests": dict(untested)}, indent=1))
-    write_markdown(run, per_file, survivors, untested, notes.get("notes", ""))
+         "no_tests": dict(untested), "file_runs": file_runs}, indent=1))
+    write_markdown(run, per_file, survivors, untested, notes.get("notes", ""), file_runs)
 
 
-def write_markdown(run: dict, per_file: dict, survivors: list, untested: Counter, notes: str) -> None:
+def write_markdown(run: dict, per_file: dict, survivors: list, untested: Counter, notes: str,
+                   file_runs: dict | None = None) -> None:
     equivalent = Counter(s["file"] for s in survivors if s["class"] == "equivalent")
 
     def cell(counts: Counter, n_equivalent: int) -> list:
@@ -166,6 +194,11 @@ def write_markdown(run: dict, per_file: dict, survivors: list, untested: Counter
                 f"* files mutated: {files}",
                 f"* wall time: {run['seconds'] / 60:.1f} min (cap {run['minutes_cap']:g} min) on "
                 f"{run['cpus']} cores, {run['date']}; mutmut exit code {run['exit_code']}", ""]
+    earlier = {json.dumps(r, sort_keys=True): r for r in (file_runs or {}).values() if r != run}
+    for r in earlier.values():           # files carried from an earlier report (run.py --add)
+        those = ", ".join(f"`{f}`" for f, fr in file_runs.items() if fr == r)
+        out += [f"* carried from an earlier run, {r['date']} (`{r['command']}`, {r['seconds'] / 60:.1f} min, "
+                f"not rerun since): {those}", ""]
     out += ["Score = caught / non-equivalent checked mutants (caught = killed + timeout; an "
             "*equivalent* survivor, which no input can tell from the original, is left out, with "
             "its reason below); *raw*: caught / all checked. *no tests*: no test reaches the "

@@ -6,6 +6,8 @@ modules, write mutation/results.md and results.json (report.py).
     python mutation/run.py theory/rate.py --minutes 5 # chosen files (repository paths)
     python mutation/run.py --recheck                  # the last run's survivors, against the
                                                       # current tests (the sources must not have changed)
+    python mutation/run.py --add engine.py ...        # chosen files; results.md keeps the last
+                                                      # report's other files, each with its own run
 
 mutmut runs, for each mutant, only the tests whose run reached the mutated
 function (recorded once in a first, instrumented run of the suite), the
@@ -72,8 +74,8 @@ def survivors() -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    recheck = "--recheck" in argv
-    files, minutes = parse([a for a in argv if a != "--recheck"])
+    recheck, add = "--recheck" in argv, "--add" in argv
+    files, minutes = parse([a for a in argv if a not in ("--recheck", "--add")])
     if recheck:
         # copy the current tests over the staged run (fresh=False keeps mutmut's results) and
         # run only its survivors again: tests written since then get their chance to kill them
@@ -83,7 +85,10 @@ def main(argv: list[str]) -> int:
         names = survivors()
         print(f"rechecking {len(names)} survivors")
     else:
+        carried = report.carry(files) if add else None      # read before the stage is rebuilt
         stage.build(files)
+        if carried:
+            (stage.WORK / "carried.json").write_text(json.dumps(carried, indent=1))
         names = []
     work = stage.WORK
     cmd = [str(Path(sys.executable).with_name("mutmut")), "run", "--max-children", str(os.cpu_count() or 1), *names]

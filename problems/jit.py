@@ -2,7 +2,7 @@
 
 ``njit`` compiles a function with ``numba.njit(cache=True)`` (the machine code
 is cached beside the source, so a process pays the compilation once per
-machine) and ``AVAILABLE`` says whether that happened; without numba,
+machine) and ``AVAILABLE`` says whether that happens; without numba,
 ``AVAILABLE`` is ``False`` and the families and samplers that use kernels fall
 back to their NumPy code (the same numbers to rounding, slower).
 
@@ -14,21 +14,19 @@ trajectory holds for the kernels as it does for the streams.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["AVAILABLE", "FASTMATH", "THREADS", "njit", "pool", "in_threads"]
 
-try:                                            # pragma: no cover - depends on the install
-    if os.environ.get("MAMLCHECK_NO_JIT", "0") not in ("", "0"):
-        raise ImportError("MAMLCHECK_NO_JIT is set")
-    import numba as _numba
-except ImportError:                             # pragma: no cover
-    _numba = None
-
-#: Whether the kernels are compiled (numba importable and not switched off by
-#: ``MAMLCHECK_NO_JIT=1``).
-AVAILABLE = _numba is not None
+#: Whether the kernels are compiled (numba installed and not switched off by
+#: ``MAMLCHECK_NO_JIT=1``).  numba itself is imported at the first kernel call
+#: (about 0.2 s), not here: most processes (the command line's checks, runs of
+#: other families) never call a kernel.
+AVAILABLE = (os.environ.get("MAMLCHECK_NO_JIT", "0") in ("", "0")
+             and importlib.util.find_spec("numba") is not None)
 #: The one fast-math flag: ``contract`` (a multiply and the add that uses it
 #: fused into one FMA, rounded once).  No reassociation: every sum runs in the
 #: order written.  Contraction is decided per instruction pattern, the same in
@@ -38,13 +36,37 @@ AVAILABLE = _numba is not None
 FASTMATH = {"contract"}
 
 
+class _Kernel:
+    """A function compiled at its first call.  A kernel calls only kernels of its
+    own module: the first call replaces every kernel of the module, in the
+    module's globals, by its numba dispatcher, so that a kernel calling another
+    finds a dispatcher there (numba resolves a callee's global name when it
+    compiles the caller)."""
+
+    def __init__(self, fn):
+        self.fn, self.compiled = fn, None
+        self.__doc__, self.__name__, self.__wrapped__ = fn.__doc__, fn.__name__, fn
+
+    def compile(self):
+        if self.compiled is None:
+            import numba
+            self.compiled = numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")(self.fn)
+            space = sys.modules[self.fn.__module__].__dict__
+            for name, value in list(space.items()):
+                if isinstance(value, _Kernel):
+                    space[name] = value.compile()
+        return self.compiled
+
+    def __call__(self, *args):
+        return (self.compiled or self.compile())(*args)
+
+
 def njit():
-    """Decorator: compile with numba (cached, ``FASTMATH``, the GIL released so
-    that ``in_threads`` runs blocks side by side), or ``None`` without it."""
+    """Decorator: compile with numba at the first call (cached, ``FASTMATH``, the
+    GIL released so that ``in_threads`` runs blocks side by side), or ``None``
+    without it."""
     def wrap(fn):
-        if _numba is None:
-            return None
-        return _numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")(fn)
+        return _Kernel(fn) if AVAILABLE else None
     return wrap
 
 
