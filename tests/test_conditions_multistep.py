@@ -5,10 +5,13 @@ Constants L = 2, ρ = 100, σ = 2, σ̃ = 0.5, σ_H = 30 (as tests/test_conditio
 """
 import math
 
+import numpy as np
 import pytest
 
 from mamlcheck.algorithms.hyper import Hyper
+from mamlcheck.theory import conditions
 from mamlcheck.theory.conditions import THEOREMS, broken, check_conditions, format_conditions
+from mamlcheck.theory.multistep import multistep_alpha_max
 
 C = dict(L=2.0, rho=100.0, sigma=2.0, sigma_tilde=0.5, sigma_H=30.0)
 N = 3
@@ -33,6 +36,10 @@ def test_the_inner_step_range_is_one_over_6NL_closed_above_open_at_zero():
     assert row.holds and row.given == a_max and row.required == f"(0, {a_max:.6g}]"
     assert "1/(6NL)" in row.statement and f"N = {N}" in row.statement
     assert not _rows(alpha=a_max * (1 + 1e-9))["alpha_range"].holds
+    # closed at the edge of the rounding slack itself (α = 1/(6NL) typed by hand lands within it)
+    edge = multistep_alpha_max(L=C["L"], N=N) * (1 + conditions._REL)
+    assert _rows(alpha=edge)["alpha_range"].holds
+    assert not _rows(alpha=np.nextafter(edge, 1.0))["alpha_range"].holds
     assert not _rows(alpha=2 * a_max)["alpha_range"].holds
     assert not _rows(alpha=0.0)["alpha_range"].holds
     assert _rows(alpha=1e-9)["alpha_range"].holds
